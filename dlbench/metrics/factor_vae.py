@@ -37,7 +37,7 @@ def factor_vae_votes(batch_codes: torch.Tensor, fixed_factor: torch.Tensor, glob
 def majority_vote_accuracy(train_votes: torch.Tensor, eval_votes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, eval) accuracy (...) of the classifier code -> most voted factor in train_votes."""
     classifier = train_votes.argmax(-2, keepdim=True)
-    return tuple(votes.gather(-2, classifier).sum((-1, -2)) / votes.sum((-1, -2))
+    return tuple(votes.gather(-2, classifier).sum((-1, -2)).to(torch.float64) / votes.sum((-1, -2))
                  for votes in (train_votes, eval_votes))
 
 

@@ -28,8 +28,11 @@ def mutual_info_from_labels(labels_a: torch.Tensor, classes_a: int,
     counts = counts.unflatten(-3, (labels_a.shape[-1], classes_a)).transpose(-3, -2)  # (..., ca, cb, A, B)
     total = counts.sum((-1, -2), keepdim=True)
     row, column = counts.sum(-1, keepdim=True), counts.sum(-2, keepdim=True)
-    terms = counts * (counts.log() + total.log() - row.log() - column.log()) / total
-    return torch.where(counts > 0, terms, 0.0).sum((-1, -2)).clamp_min(0.0)
+    # Grouped so that a code or factor with a single value gives terms of exactly 0 (fl(a - b) =
+    # -fl(b - a)); terms below machine epsilon are zeroed as scikit-learn does.
+    terms = counts * ((counts.log() - row.log()) + (total.log() - column.log())) / total
+    terms = torch.where((counts > 0) & (terms.abs() >= torch.finfo(torch.float64).eps), terms, 0.0)
+    return terms.sum((-1, -2)).clamp_min(0.0)
 
 
 def entropy_from_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from dlbench.datasets.grid import FactorGrid
 from dlbench.errors import ConfigError, DataError
 from dlbench.interfaces import DiscreteGroundTruthDataset, GroundTruthDataset, Model
 from dlbench.metrics.base import (check_choice, check_count, constant_factors, json_scores,
@@ -47,13 +48,6 @@ def require_discrete_dataset(dataset: GroundTruthDataset, why: str, alternative:
     return dataset
 
 
-def unravel_index(indices: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
-    """(num,) flat grid indices -> (num, K) class indices, C order (last factor fastest)."""
-    strides = torch.tensor(sizes, device=indices.device).flip(0).cumprod(0).flip(0)
-    strides = torch.cat([strides[1:], strides.new_ones(1)])
-    return indices.unsqueeze(-1) // strides % torch.tensor(sizes, device=indices.device)
-
-
 def encode_factors(encoder: Encoder, dataset: DiscreteGroundTruthDataset, factors: torch.Tensor) -> torch.Tensor:
     """Codes (*solution_shape, num, d) of the observations of factors (num, K)."""
     return torch.cat([encoder(dataset.observations_from_factors(chunk))
@@ -82,7 +76,8 @@ def draw_splits(model: Model, dataset: GroundTruthDataset, *, protocol: str, siz
         raise DataError(f"protocol 'paper' draws {total} distinct images but {dataset.name!r} has only "
                         f"{len(grid)}; lower num_train / num_test or use protocol 'dlib'")
     indices = torch.randperm(len(grid), generator=generator, device=generator.device)[:total]
-    factors = unravel_index(indices.to(dataset.device), grid.factor_sizes)
+    factor_grid = FactorGrid(tuple(grid.factor_names), tuple(grid.factor_sizes), tuple(grid.factor_values))
+    factors = factor_grid.unravel(indices.to(dataset.device))
     codes = encode_factors(encoder, grid, factors)
     bounds = torch.tensor((0, *sizes)).cumsum(0).tolist()
     return [Split(codes[..., start:stop, :], factors[start:stop]) for start, stop in zip(bounds, bounds[1:])]

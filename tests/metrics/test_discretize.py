@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dlbench.metrics.discretize import class_labels, histogram_bins, labels_against
-from tests.metrics.conftest import numpy_discretize
+from metric_test_helpers import numpy_discretize
 
 
 @pytest.mark.parametrize("make_codes", [

@@ -4,7 +4,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from dlbench.metrics.mi_matching import mi_matching
-from tests.metrics.conftest import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
+from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 
 
 def brute_force_i_m(codes, factors):

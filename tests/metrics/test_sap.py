@@ -7,7 +7,7 @@ from sklearn.svm import LinearSVC
 
 from dlbench.errors import DataError
 from dlbench.metrics.sap import sap, sap_score_matrix
-from tests.metrics.conftest import draw_factors, realistic_codes
+from metric_test_helpers import draw_factors, realistic_codes
 
 
 def brute_force_matrix(codes, factors, test_codes, test_factors):
