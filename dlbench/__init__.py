@@ -1,0 +1,25 @@
+"""dlbench: a benchmark harness for disentangled representation learning on PyTorch.
+
+Plugin authors need only the names exported here and the hooks in `dlbench.hookspecs`.
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+from dlbench.config import check_binding
+from dlbench.errors import (ConfigError, DataError, DlbenchError, DuplicateNameError, RecordError,
+                            UnknownNameError)
+from dlbench.hookspecs import hookimpl
+from dlbench.records import atomic_write, load_state, save_state
+from dlbench.interfaces import (DiscreteGroundTruthDataset, ExactMetricsModel, GroundTruthDataset,
+                                Metric, Model)
+
+try:
+    __version__ = version("dlbench")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError", "DataError", "DiscreteGroundTruthDataset", "DlbenchError",
+    "DuplicateNameError", "ExactMetricsModel", "GroundTruthDataset", "Metric", "Model",
+    "RecordError", "UnknownNameError", "atomic_write", "check_binding", "hookimpl", "load_state",
+    "save_state", "__version__",
+]

@@ -1,0 +1,3 @@
+from dlbench.cli import entry_point
+
+entry_point()

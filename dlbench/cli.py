@@ -1,0 +1,197 @@
+"""The `dlbench` command line. User mistakes print one line and exit 2 (`--debug`: traceback)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from dlbench import __version__
+from dlbench.errors import DlbenchError
+
+# Core modules that contribute their own subcommands through add_commands(subparsers).
+COMMAND_MODULES = ("dlbench.datasets.commands", "dlbench.metrics.commands")
+
+
+class CommandLineError(DlbenchError):
+    """A command line argparse could not accept."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CommandLineError(f"{message} (see '{self.prog} --help')")
+
+
+def _cmd_run(args) -> int:
+    from dlbench.runner import run_experiment
+    from dlbench.summary import summarize
+
+    result = run_experiment(args.configs, args.gin_param, out_dir=args.out, device=args.device,
+                            seed=args.seed, progress=not args.quiet)
+    record = result.record
+    if result.reused:
+        print(f"already finished: {result.run_dir} (same config and seed); "
+              "use another --out to run it again")
+    dataset = record["dataset"]
+    print(f"run {record['run_id']}: model {record['model']['name']}, dataset {dataset['name']} "
+          f"(source: {dataset['source']}), seed {record['seed']}, "
+          f"device {record['environment']['device']}, "
+          f"{record['timings']['total_seconds']:.1f} s")
+    print(summarize(record, args.columns))
+    print(f"record: {result.run_dir / 'record.json'}")
+    return 0
+
+
+def _cmd_plugins(args) -> int:
+    from dlbench.plugins import get_plugins
+    from dlbench.summary import format_table
+
+    rows = []
+    for info in get_plugins().infos:
+        provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.provides.items())
+        rows.append([info.name, info.distribution, info.version, ", ".join(info.hooks) or "-",
+                     f"FAILED: {info.error}" if info.error else provides or "-"])
+    print(format_table(["plugin", "distribution", "version", "hooks", "provides"], rows))
+    return 0
+
+
+def _configurable_rows(pattern: str) -> list[list[str]]:
+    from dlbench.config import CORE_CONFIGURABLES
+    from dlbench.plugins import CONFIGURABLE_KINDS, get_plugins
+
+    plugins = get_plugins()
+    factories = [(name, "core", function) for name, function in CORE_CONFIGURABLES.items()]
+    for kind in CONFIGURABLE_KINDS:
+        factories += [(r.name, kind.rstrip("s"), r.factory) for r in plugins.registries[kind].entries()]
+    rows = []
+    import fnmatch
+    for name, kind, factory in sorted(factories):
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        target = getattr(factory, "__wrapped__", factory)
+        for parameter in inspect.signature(target).parameters.values():
+            if parameter.name in ("self", "source", "device") and kind == "dataset" or \
+                    parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            default = "REQUIRED" if parameter.default in (inspect.Parameter.empty,) or \
+                repr(parameter.default).startswith("<gin") else repr(parameter.default)
+            rows.append([f"{name}.{parameter.name}", kind, default])
+    return rows
+
+
+def _cmd_list(args) -> int:
+    from dlbench.plugins import get_plugins
+    from dlbench.summary import format_table
+
+    if args.kind == "configurables":
+        print(format_table(["binding", "kind", "default"], _configurable_rows(args.pattern)))
+        return 0
+    entries = get_plugins().registries[args.kind].entries(args.pattern)
+    print(format_table(["name", "plugin", "description"],
+                       [[e.name, e.plugin, e.doc] for e in entries]))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from dlbench.plugins import get_plugins
+    from dlbench.records import read_record
+
+    record = read_record(args.run_dir)
+    model_name = record["model"]["name"]
+    plot = get_plugins().plots.get(model_name).factory
+    out_dir = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    for path in plot(Path(args.run_dir), out_dir):
+        print(path)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from dlbench.plugins import get_plugins
+    from dlbench.summary import format_table
+
+    registry = get_plugins().benchmarks
+    names = sorted({n for pattern in args.names or ["*"] for n in registry.names(pattern)})
+    if not names:
+        registry.get(args.names[0])  # raises, listing what there is
+    rows = []
+    for name in names:
+        for result in registry.get(name).factory(quick=args.quick):
+            rows.append([result["name"], result["seconds"], result["baseline_seconds"],
+                         f"{result['ratio']:.1f}x", result.get("note", "")])
+            print(format_table(["benchmark", "ours_s", "baseline_s", "speedup", "note"],
+                               rows[-1:]).split("\n", 2)[-1], flush=True)
+    print()
+    print(format_table(["benchmark", "ours_s", "baseline_s", "speedup", "note"], rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlbench", description="Benchmark harness for disentangled "
+                     "representation learning.")
+    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    run = commands.add_parser("run", help="run the experiment of stacked gin files")
+    run.add_argument("configs", nargs="+", metavar="CONFIG.gin")
+    run.add_argument("-p", "--gin-param", action="append", default=[], metavar="BINDING",
+                     help="a gin binding such as 'vae.beta = 4.0'; applied after the files")
+    run.add_argument("--out", default="runs", help="directory of run directories (default: runs)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    run.add_argument("--seed", type=int, help="override model.random_seed")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--columns", nargs="*", help="scores to show in the summary table")
+    run.set_defaults(handler=_cmd_run)
+
+    plugins = commands.add_parser("plugins", help="installed plugins, versions, hooks, failures")
+    plugins.set_defaults(handler=_cmd_plugins)
+
+    listing = commands.add_parser("list", help="registered names with one-line descriptions")
+    listing.add_argument("kind", choices=["models", "datasets", "metrics", "configurables"])
+    listing.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'beta*'")
+    listing.set_defaults(handler=_cmd_list)
+
+    plot = commands.add_parser("plot", help="draw the figures of a finished run")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", help="directory for the PNG files (default: RUN_DIR/figures)")
+    plot.set_defaults(handler=_cmd_plot)
+
+    bench = commands.add_parser("bench", help="speed against naive baselines, as ratios")
+    bench.add_argument("names", nargs="*", help="benchmark names or wildcards (default: all)")
+    bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    bench.set_defaults(handler=_cmd_bench)
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except DlbenchError as exc:
+        if debug:
+            traceback.print_exc()
+        message = str(exc).strip().split("\n", 1)[0]
+        print(f"dlbench: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Plain-text tables of a run record, for the terminal."""
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+# The axis averaged away in summaries: random starts are replicates, not settings.
+REPLICATE_AXIS = "start"
+
+
+def format_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    text_rows = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text_rows)) if text_rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in text_rows]
+    return "\n".join(lines)
+
+
+def _as_array(values: Any) -> np.ndarray:
+    return np.array(values, dtype=float)  # None (a non-finite value) becomes nan
+
+
+def scalar_scores(record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every numeric score of the record as an array of the solution shape ("metric.score")."""
+    scores = {}
+    for metric_name, result in record["metrics"].items():
+        values = result.get("values", result) if isinstance(result, dict) else {}
+        for score_name, value in values.items():
+            if isinstance(value, bool) or isinstance(value, (int, float, list)) and value != []:
+                label = score_name if metric_name == "exact" else f"{metric_name}.{score_name}"
+                try:
+                    scores[label] = _as_array(value)
+                except (TypeError, ValueError):
+                    continue  # a non-numeric entry such as provenance
+    return scores
+
+
+def summarize(record: dict[str, Any], columns: list[str] | None = None) -> str:
+    """One row per setting (solution axes other than the replicate axis), means over replicates."""
+    axes = record.get("solution_axes") or {}
+    scores = scalar_scores(record)
+    if columns:
+        scores = {k: v for k, v in scores.items() if k in columns}
+    shape = tuple(len(labels) for labels in axes.values())
+    scores = {k: v for k, v in scores.items() if v.shape == shape}
+    names = list(axes)
+    if REPLICATE_AXIS in names:
+        position = names.index(REPLICATE_AXIS)
+        scores = {k: np.nanmean(v, axis=position) for k, v in scores.items()}
+        names.pop(position)
+    labels = [axes[name] for name in names]
+    rows = []
+    for index in itertools.product(*(range(len(l)) for l in labels)):
+        setting = [labels[axis][i] for axis, i in enumerate(index)]
+        rows.append(setting + [float(v[index]) for v in scores.values()])
+    return format_table(names + list(scores), rows)
