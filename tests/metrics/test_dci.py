@@ -52,8 +52,9 @@ def test_reference_mode_equals_sklearn_exactly(rng):
 
 @pytest.mark.slow
 def test_fast_mode_is_close_to_reference_on_realistic_codes(rng):
-    # Measured on 3,000 + 1,000 samples: importances within 0.03 per entry, disentanglement and
-    # completeness within 0.01, informativeness within 0.01 (histogram vs exact split search).
+    # Measured on 3,000 + 1,000 samples: importances within 0.0097 per entry; disentanglement
+    # 0.537 vs 0.0082 apart, completeness 0.0064, informativeness train 0.0098 / test 0.0027
+    # (255-bin histogram split search instead of the exact one).
     arrays = splits(rng, 3000, 1000)
     reference, fast = dci(*arrays), dci(*arrays, mode="fast")
     for name in ("disentanglement", "completeness", "informativeness_train", "informativeness_test"):
