@@ -92,6 +92,11 @@ def provenance(**entries: Any) -> dict[str, Any]:
             "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def estimator_seed(seed: int) -> int:
+    """A recorded seed as scikit-learn's random_state, which must be below 2**32."""
+    return seed % 2**32
+
+
 def metric_generator(random_seed: int | None, generator: torch.Generator,
                      device: torch.device) -> tuple[torch.Generator, int]:
     """The metric's own seeded generator when `random_seed` is bound, else the run's generator."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from dlbench.metrics.base import per_solution
+from dlbench.metrics.base import estimator_seed, per_solution
 
 INVERSE_REGULARISATION = 1.0  # scikit-learn's C
 
@@ -52,7 +52,7 @@ def fit_logistic_regression(features: torch.Tensor, labels: torch.Tensor, num_cl
 
 
 def _reference_logits(features, labels, num_classes, evaluated, seed):
-    model = LogisticRegression(random_state=seed).fit(features.cpu().numpy(), labels.cpu().numpy())
+    model = LogisticRegression(random_state=estimator_seed(seed)).fit(features.cpu().numpy(), labels.cpu().numpy())
     decisions = [torch.from_numpy(model.decision_function(other.cpu().numpy())).to(features)
                  for other in evaluated]
     return tuple(_full_logits(decision.reshape(len(decision), -1)) for decision in decisions)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.ensemble import GradientBoostingClassifier
 
-from dlbench.metrics.base import (MODES, check_choice, check_count, finite_codes, per_solution,
+from dlbench.metrics.base import (MODES, check_choice, check_count, estimator_seed, finite_codes, per_solution,
                                   require_discrete_factors, varying_factor_mask)
 from dlbench.metrics.discretize import labels_against
 from dlbench.metrics.sampling import SampledMetric, Split, factor_details
@@ -64,7 +64,7 @@ def reference_importance(codes, test_codes, factors, test_factors, seed):
     importance = np.zeros((codes.shape[1], factors.shape[1]))
     train_accuracy, test_accuracy = np.zeros(factors.shape[1]), np.zeros(factors.shape[1])
     for j in range(factors.shape[1]):
-        model = GradientBoostingClassifier(random_state=seed).fit(codes, factors[:, j])
+        model = GradientBoostingClassifier(random_state=estimator_seed(seed)).fit(codes, factors[:, j])
         importance[:, j] = np.abs(model.feature_importances_)
         train_accuracy[j] = np.mean(model.predict(codes) == factors[:, j])
         test_accuracy[j] = np.mean(model.predict(test_codes) == test_factors[:, j])
