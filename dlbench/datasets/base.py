@@ -145,7 +145,7 @@ def choose_source(name: str, source: str, official_available: bool) -> str:
 def make_dataset(name: str, source: str, device: torch.device | str, grid: FactorGrid, *,
                  official_file, load_official: Callable, render: Callable,
                  observation_shape: tuple[int, ...], factors: Sequence[str] | None,
-                 keep_on_device: bool | None, missing_message: str,
+                 keep_on_device: bool | None, file_names: tuple[str, ...], data_dir,
                  stand_in: str) -> GridDataset:
     """Build `name` from the official file (`load_official(path) -> (array, details)`) or the
     renderer, as `source` says."""
@@ -153,7 +153,10 @@ def make_dataset(name: str, source: str, device: torch.device | str, grid: Facto
     chosen = choose_source(name, source, official_file is not None)
     if chosen == "official":
         if official_file is None:
-            raise DataError(f"{name}: source 'official' but {missing_message}")
+            where = f"in the data directory {data_dir}" if data_dir else "found: no data " \
+                "directory is set"
+            raise DataError(f"{name}: source 'official' but no {' or '.join(file_names)} "
+                            f"{where} (set DLBENCH_DATA_DIR, {name}.data_dir or {name}.path)")
         array, details = load_official(official_file)
         images = StoredImages(array, device, keep_on_device)
     else:

@@ -156,6 +156,5 @@ def dsprites(source="auto", device=torch.device("cpu"), *, data_dir=None, cache_
         load_official=lambda file: load_official(file, grid, table, cache),
         render=render_classes, observation_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
         factors=factors, keep_on_device=keep_on_device,
-        missing_message=f"neither {NPZ_NAME} nor {HDF5_NAME} is in the data directory "
-                        f"{folder} (set DLBENCH_DATA_DIR, {NAME}.data_dir or {NAME}.path)",
+        file_names=(NPZ_NAME, HDF5_NAME), data_dir=folder,
         stand_in="procedural dSprites: square, ellipse, heart rasterised on pixel centres")

@@ -155,8 +155,7 @@ def mpi3d_factory(variant: str):
             render=lambda classes: render(classes, sizes),
             observation_shape=(3, IMAGE_SIZE, IMAGE_SIZE), factors=factors,
             keep_on_device=keep_on_device,
-            missing_message=f"{file_name} is not in the data directory {folder} (set "
-                            f"DLBENCH_DATA_DIR, {name}.data_dir or {name}.path)",
+            file_names=(file_name,), data_dir=folder,
             stand_in=f"procedural MPI3D-toy-like arm and object drawing, a stand-in of {name}")
 
     factory.__name__ = name

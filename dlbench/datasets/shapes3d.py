@@ -257,6 +257,5 @@ def shapes3d(source="auto", device=torch.device("cpu"), *, data_dir=None, cache_
         load_official=lambda file: load_official(file, grid, table, cache),
         render=ProceduralShapes3D(grid, device), observation_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
         factors=factors, keep_on_device=keep_on_device,
-        missing_message=f"{FILE_NAME} is not in the data directory {folder} (set "
-                        f"DLBENCH_DATA_DIR, {NAME}.data_dir or {NAME}.path)",
+        file_names=(FILE_NAME,), data_dir=folder,
         stand_in="procedural Shapes3D: ray-cast room, 480 geometries recoloured per hue triple")
