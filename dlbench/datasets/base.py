@@ -18,7 +18,7 @@ from dlbench.datasets.grid import FactorGrid, select_factors
 from dlbench.errors import ConfigError, DataError
 
 SOURCES = ("auto", "official", "procedural")
-_RENDER_CHUNK = 4096  # bounds the renderers' float intermediates (a few hundred MB at most)
+_RENDER_CHUNK = 256  # renderers are memory-bound: chunks whose intermediates stay in cache
 _DEVICE_SHARE = 0.5  # keep a stored dataset on the GPU only if it takes under half the free memory
 
 
