@@ -5,7 +5,7 @@ import torch
 
 from dlbench.metrics.base import check_count, finite_codes, varying_factors
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
-from dlbench.metrics.mutual_info import code_factor_mutual_info, factor_entropy
+from dlbench.metrics.mutual_info import factor_information
 from dlbench.metrics.sampling import SampledMetric, Split, factor_details
 
 
@@ -21,8 +21,8 @@ def mig(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = DEFAULT_NUM_
     vary (H_j = 0) are skipped."""
     codes = finite_codes(codes, minimum_codes=2)
     factors = varying_factors(factors)
-    mutual_info = code_factor_mutual_info(codes, factors, num_bins)
-    return (top_two_gap(mutual_info) / factor_entropy(factors, num_bins).to(codes.device)).mean(-1)
+    mutual_info, entropy = factor_information(factors, codes, num_bins)
+    return (top_two_gap(mutual_info) / entropy).mean(-1)
 
 
 class MIG(SampledMetric):
