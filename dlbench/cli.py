@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import inspect
+import signal
 import sys
 import traceback
 from pathlib import Path
 from typing import Sequence
+
+import gin
 
 from dlbench import __version__
 from dlbench.errors import DlbenchError
@@ -42,6 +46,8 @@ def _cmd_run(args) -> int:
           f"{record['timings']['total_seconds']:.1f} s")
     print(summarize(record, args.columns))
     print(f"record: {result.run_dir / 'record.json'}")
+    if args.plot:
+        _draw(result.run_dir, None)
     return 0
 
 
@@ -67,18 +73,20 @@ def _configurable_rows(pattern: str) -> list[list[str]]:
     for kind in CONFIGURABLE_KINDS:
         factories += [(r.name, kind.rstrip("s"), r.factory) for r in plugins.registries[kind].entries()]
     rows = []
-    import fnmatch
-    for name, kind, factory in sorted(factories):
+    for name, kind, factory in sorted(factories, key=lambda entry: entry[0]):
         if not fnmatch.fnmatchcase(name, pattern):
             continue
         target = getattr(factory, "__wrapped__", factory)
         for parameter in inspect.signature(target).parameters.values():
-            if parameter.name in ("self", "source", "device") and kind == "dataset" or \
-                    parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            # source and device are passed by the core, not bound in gin
+            passed_by_core = kind == "dataset" and parameter.name in ("source", "device")
+            if passed_by_core or parameter.kind in (parameter.VAR_POSITIONAL,
+                                                    parameter.VAR_KEYWORD):
                 continue
-            default = "REQUIRED" if parameter.default in (inspect.Parameter.empty,) or \
-                repr(parameter.default).startswith("<gin") else repr(parameter.default)
-            rows.append([f"{name}.{parameter.name}", kind, default])
+            required = parameter.default is inspect.Parameter.empty or \
+                parameter.default is gin.REQUIRED
+            rows.append([f"{name}.{parameter.name}", kind,
+                         "REQUIRED" if required else repr(parameter.default)])
     return rows
 
 
@@ -95,16 +103,18 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _cmd_plot(args) -> int:
+def _draw(run_dir: Path, out_dir: Path | None) -> None:
     from dlbench.plugins import get_plugins
     from dlbench.records import read_record
 
-    record = read_record(args.run_dir)
-    model_name = record["model"]["name"]
+    model_name = read_record(run_dir)["model"]["name"]
     plot = get_plugins().plots.get(model_name).factory
-    out_dir = Path(args.out) if args.out else Path(args.run_dir) / "figures"
-    for path in plot(Path(args.run_dir), out_dir):
-        print(path)
+    for path in plot(Path(run_dir), Path(out_dir) if out_dir else Path(run_dir) / "figures"):
+        print(f"figure: {path}")
+
+
+def _cmd_plot(args) -> int:
+    _draw(Path(args.run_dir), args.out)
     return 0
 
 
@@ -145,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override model.random_seed")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--columns", nargs="*", help="scores to show in the summary table")
+    run.add_argument("--plot", action="store_true", help="draw the run's figures when it ends")
     run.set_defaults(handler=_cmd_run)
 
     plugins = commands.add_parser("plugins", help="installed plugins, versions, hooks, failures")
@@ -166,13 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_cmd_bench)
 
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.add_commands(commands)
+        importlib.import_module(module_name).add_commands(commands)
     return parser
 
 
@@ -194,4 +199,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `dlbench list ... | head` ends quietly
     sys.exit(main())
