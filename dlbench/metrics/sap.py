@@ -73,22 +73,25 @@ def fit_linear_svms(codes: torch.Tensor, signs: torch.Tensor, costs: torch.Tenso
         pull = 2 * active_cost * signs * slack
         gradient_w = weight - (pull * codes).sum(-1)
         gradient_b = bias - pull.sum(-1)
-        if max(gradient_w.abs().max().item(), gradient_b.abs().max().item()) < GRADIENT_TOLERANCE:
+        converged = torch.maximum(gradient_w.abs(), gradient_b.abs()) < GRADIENT_TOLERANCE
+        if converged.all():
             break
         # Generalised Hessian of the squared hinge: I + 2 Σ_active c_n [x_n, 1]ᵀ[x_n, 1].
         h_ww = 1 + 2 * (active_cost * codes.square()).sum(-1)
         h_wb = 2 * (active_cost * codes).sum(-1)
         h_bb = 1 + 2 * active_cost.sum(-1)
         determinant = h_ww * h_bb - h_wb.square()
-        step_w = (h_bb * gradient_w - h_wb * gradient_b) / determinant
-        step_b = (h_ww * gradient_b - h_wb * gradient_w) / determinant
+        step_w = torch.where(converged, 0.0, (h_bb * gradient_w - h_wb * gradient_b) / determinant)
+        step_b = torch.where(converged, 0.0, (h_ww * gradient_b - h_wb * gradient_w) / determinant)
         descent = gradient_w * step_w + gradient_b * step_b
         step_size = torch.ones_like(weight)
-        # Backtracking (Armijo) where a full step does not decrease the objective enough.
+        # Backtracking (Armijo) where a full step does not decrease the objective enough; the
+        # rounding allowance keeps problems at their optimum from halving forever.
+        allowance = 1e-12 * objective.abs()
         for _ in range(30):
             candidate, candidate_slack = _svm_objective(weight - step_size * step_w, bias - step_size * step_b,
                                                         codes, signs, costs)
-            accepted = candidate <= objective - 1e-4 * step_size * descent
+            accepted = candidate <= objective - 1e-4 * step_size * descent + allowance
             if accepted.all():
                 break
             step_size = torch.where(accepted, step_size, step_size / 2)
