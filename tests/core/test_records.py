@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlbench import records
+from dlbench.errors import RecordError
+
+
+def minimal_record():
+    return {"schema": records.SCHEMA, "run_id": "r", "model": {}, "dataset": {}, "seed": 0,
+            "metrics": {"exact": {"values": {"sap": torch.tensor([0.5, float("nan")])}}},
+            "operative_config": ""}
+
+
+def test_record_round_trip_turns_tensors_into_strict_json(tmp_path):
+    records.write_record(tmp_path, minimal_record())
+    text = (tmp_path / "record.json").read_text()
+    assert "NaN" not in text
+    assert records.read_record(tmp_path)["metrics"]["exact"]["values"]["sap"] == [0.5, None]
+
+
+def test_unknown_schema_is_refused(tmp_path):
+    record = minimal_record() | {"schema": "dlbench.run/99"}
+    (tmp_path / "record.json").write_text(json.dumps(records.to_jsonable(record)))
+    with pytest.raises(RecordError, match="unknown record schema 'dlbench.run/99'"):
+        records.read_record(tmp_path)
+
+
+def test_not_json_and_missing_record_are_refused(tmp_path):
+    with pytest.raises(RecordError, match="no record.json"):
+        records.read_record(tmp_path)
+    (tmp_path / "record.json").write_text("{trunc")
+    with pytest.raises(RecordError, match="not valid JSON"):
+        records.read_record(tmp_path)
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "record.json"
+    target.write_text("old")
+
+    def broken(stream):
+        stream.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        records.atomic_write(target, broken)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_state_files_never_unpickle(tmp_path):
+    path = tmp_path / "state.npz"
+    np.savez(path, weights=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(RecordError, match="unreadable state file"):
+        records.load_state(path)
+    records.save_state(path, {"w": torch.arange(3.0)})
+    assert torch.equal(records.load_state(path)["w"], torch.arange(3.0))

@@ -1,0 +1,124 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlbench import records
+from dlbench.cli import main
+from dlbench.runner import load_run, run_experiment
+
+
+def run_dir_of(out):
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def test_run_writes_a_complete_record(tmp_path, tiny_linear_gin, capsys):
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    run_dir = run_dir_of(out)
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["schema"] == "dlbench.run/1"
+    assert record["model"]["name"] == "linear_gaussian_vae"
+    assert record["model"]["distribution"] == "dlbench-linear-gaussian"
+    assert record["model"]["hyperparameters"]["betas"] == [1.0, 4.0]
+    assert record["dataset"]["name"] == "linear_gaussian" and record["dataset"]["source"] == "synthetic"
+    assert record["solution_axes"] == {"solver": ["fixed_point"], "beta": [1.0, 4.0],
+                                       "lambda": [0.0, 2.0], "start": [0, 1, 2]}
+    sap = np.array(record["metrics"]["exact"]["values"]["sap"])
+    assert sap.shape == (1, 2, 2, 3)
+    assert record["environment"]["packages"]["torch"] == torch.__version__.split("+")[0] or \
+        record["environment"]["packages"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert "linear_gaussian_vae.num_starts = 3" in record["operative_config"]
+    assert (run_dir / "operative_config.gin").read_text() == record["operative_config"]
+    state = records.load_state(run_dir / "state.npz")
+    assert state["B"].shape == (1, 2, 2, 3, 4, 12)
+    assert not list(out.glob("*.partial"))
+    # the summary table: one row per (solver, beta, lambda) with the mean over starts
+    assert "fixed_point" in printed and "no_minimiser" in printed and record["run_id"] in printed
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, tiny_linear_gin):
+    first = run_experiment([tiny_linear_gin], out_dir=tmp_path / "a", progress=False)
+    second = run_experiment([tiny_linear_gin], out_dir=tmp_path / "b", progress=False)
+    other = run_experiment([tiny_linear_gin], out_dir=tmp_path / "c", seed=1, progress=False)
+    state_1 = records.load_state(first.run_dir / "state.npz")
+    state_2 = records.load_state(second.run_dir / "state.npz")
+    state_3 = records.load_state(other.run_dir / "state.npz")
+    assert all(torch.equal(state_1[k], state_2[k]) for k in ("A", "B", "sigma_z", "sigma_w"))
+    assert not torch.equal(state_1["B"], state_3["B"])
+    assert other.run_dir.name != first.run_dir.name
+
+
+def test_rerun_reuses_the_finished_record(tmp_path, tiny_linear_gin, capsys):
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
+    before = (run_dir_of(out) / "record.json").read_bytes()
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert (run_dir_of(out) / "record.json").read_bytes() == before
+
+
+def test_interrupted_run_leaves_no_record_and_resumes_from_checkpoints(
+        tmp_path, tiny_linear_gin, monkeypatch, capsys):
+    from dlbench_linear_gaussian import solvers
+
+    out = tmp_path / "runs"
+    finished = run_experiment([tiny_linear_gin], out_dir=tmp_path / "reference", progress=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_fixed_point = solvers.fixed_point
+    monkeypatch.setattr(solvers, "fixed_point", interrupted)
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    assert not list(out.rglob("record.json"))
+
+    # A checkpoint left by an earlier attempt is used instead of solving again.
+    (partial,) = out.glob("*.partial")
+    checkpoint = records.load_state(finished.run_dir / "state.npz")
+    marked = {k: v.reshape(-1, *v.shape[4:]) for k, v in checkpoint.items()}
+    marked["iterations"] = torch.full_like(marked["iterations"], 777)
+    records.save_state(partial / "solver_fixed_point.npz", marked)
+    monkeypatch.setattr(solvers, "fixed_point", real_fixed_point)
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
+    record = records.read_record(run_dir_of(out))
+    assert set(np.array(record["metrics"]["exact"]["values"]["iterations"]).ravel()) == {777}
+    assert not list(out.glob("*.partial"))
+
+
+@pytest.mark.parametrize("binding, listed", [
+    ("model.name = 'no_such_model'", "unknown model 'no_such_model'; available: linear_gaussian_vae"),
+    ("dataset.name = 'no_such_data'", "unknown dataset 'no_such_data'; available: "),
+    ("evaluation.metrics = ['no_such_metric']", "unknown metric 'no_such_metric'; available: "),
+])
+def test_unknown_names_list_the_available_ones(tmp_path, tiny_linear_gin, capsys, binding, listed):
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "-p", binding, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert listed in err and err.count("\n") == 0
+    assert not list(out.rglob("record.json"))
+
+
+def test_cuda_without_a_gpu_is_a_user_error(tmp_path, tiny_linear_gin, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["run", str(tiny_linear_gin), "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "no CUDA device is available" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    assert main(["--debug", "run", str(tmp_path / "missing.gin")]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_load_run_restores_the_fitted_model(tmp_path, tiny_linear_gin):
+    result = run_experiment([tiny_linear_gin], out_dir=tmp_path, progress=False)
+    record, model, dataset = load_run(result.run_dir, device="cpu")
+    assert record["run_id"] == result.run_dir.name
+    _, observations = dataset.sample(5, torch.Generator().manual_seed(0))
+    saved_B = records.load_state(result.run_dir / "state.npz")["B"]
+    assert torch.equal(model.representation(observations), observations @ saved_B.mT)
