@@ -56,12 +56,14 @@ def naive_adamw(instance: Instance, beta: float, lam: float, starts, iterations:
     beta_t = torch.tensor([beta], dtype=torch.float64)
     lam_t = torch.tensor([lam], dtype=torch.float64)
     best = float("inf")
-    for _ in range(iterations):
+    for step in range(iterations + 1):
         sigma_z = L_Z @ L_Z.T + solvers.JITTER * torch.eye(n, dtype=torch.float64)
         sigma_w = L_W @ L_W.T + solvers.JITTER * torch.eye(m, dtype=torch.float64)
         loss = loss_terms(A[None], B[None], sigma_z[None], sigma_w[None], instance.sigma_y,
                           beta_t, lam_t)["loss"][0]
         best = min(best, loss.item())
+        if step == iterations:  # the last iterate is scored, not stepped from (as solvers.adamw)
+            break
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([A, B], clip_norms[0])

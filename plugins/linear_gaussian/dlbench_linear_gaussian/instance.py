@@ -88,7 +88,10 @@ class Instance:
             raise DataError(f"instance file {str(path)!r} not found; give an .npz with keys "
                             f"{', '.join(INSTANCE_KEYS)}")
         try:
-            with np.load(path, allow_pickle=False) as arrays:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+                raise ValueError("a single .npy array, not an .npz archive")
+            with loaded as arrays:
                 missing = [k for k in INSTANCE_KEYS if k not in arrays.files]
                 if missing:
                     raise DataError(f"instance file {str(path)!r} lacks the keys {missing}; "
@@ -104,10 +107,12 @@ class Instance:
 
 def _check_instance_arrays(path: Path, gamma, sigma_v, noise_var) -> None:
     where = f"instance file {str(path)!r}"
-    numeric = all(np.issubdtype(a.dtype, np.number) for a in (gamma, sigma_v, noise_var))
+    numeric = all(np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+                  for a in (gamma, sigma_v, noise_var))
     if not numeric:
-        raise DataError(f"{where}: Gamma, Sigma_V and noise_var must be numeric arrays")
-    if gamma.ndim != 2:
+        raise DataError(f"{where}: Gamma, Sigma_V and noise_var must be numeric arrays "
+                        "(real integers or floats)")
+    if gamma.ndim != 2 or 0 in gamma.shape:
         raise DataError(f"{where}: Gamma has shape {gamma.shape}; expected (n, s)")
     n, s = gamma.shape
     if sigma_v.shape != (s, s):
@@ -124,6 +129,9 @@ def _check_instance_arrays(path: Path, gamma, sigma_v, noise_var) -> None:
                         "dimensions as factors")
     if not np.allclose(sigma_v, sigma_v.T) or np.linalg.eigvalsh(sigma_v).min() <= 0:
         raise DataError(f"{where}: Sigma_V is not symmetric positive definite")
+    if np.count_nonzero(sigma_v - np.diag(np.diagonal(sigma_v))):
+        raise DataError(f"{where}: Sigma_V is not diagonal; the factors are independent, "
+                        "Sigma_V = diag(u)")
 
 
 class LinearGaussianDataset:
