@@ -84,6 +84,10 @@ def test_exact_metrics_have_the_solution_shape_and_grid_order(fitted):
     assert bool((metrics["i_m"][0, 1, 0] < 1e-8).all())
     assert bool((metrics["i_m"][0, 1, 1] > 1e-2).all())
     assert bool(metrics["converged"][0, 1].all())
+    # β = 1: λ = 0 stops on its continuum of optima; λ = 2 has no minimiser and is flagged.
+    assert bool(metrics["converged"][0, 0, 0].all())
+    assert bool(metrics["no_minimiser"][0, 0, 1].all())
+    assert not bool(metrics["converged"][0, 0, 1].any())
     assert bool((metrics["iterations"][1] == 20).all())
     assert metrics["converged"].dtype == torch.bool
 

@@ -135,7 +135,8 @@ def test_spectral_contraction_is_one_over_beta(beta_value):
         late = np.nonzero(norms[:-1] < 1e-4)[0]
         assert len(late) >= 10 and norms[-1] > 1e-35  # long tail, all normal float32 values
         ratios = norms[late + 1] / norms[late]
-        assert np.abs(ratios * beta_value - 1).max() <= 1e-3
+        # measured within 4e-7 (float32 records); the O(‖B‖²) correction is below that
+        assert np.abs(ratios * beta_value - 1).max() <= 1e-5
         assert norms[1] / norms[0] < 0.9  # and it decays from the first step
     # the record against the returned B itself (float64, independent norm)
     final = np.linalg.norm(result.B.numpy(), 2, axis=(1, 2))
@@ -227,10 +228,10 @@ def _adamw_versus_fixed_point(learning_rate, iterations):
 def test_adamw_reaches_the_unique_optimum():
     """β > 1, λ = 0 has the unique minimum h(Y) (B = 0, Σ_W = I, Σ_Z = Σ_Y, none on the JITTER
     floor since σ² = 0.05 ≫ 5e-5). At lr 1e-2 and 1,500 iterations (n = 6) AdamW's best loss
-    sits about 1e-6 above it (measured 6e-7 to 9e-7): decoupled weight decay keeps pulling L_Z,
+    sits about 1e-6 above it (measured 6e-7 to 1.0e-6): decoupled weight decay keeps pulling L_Z,
     L_W (optimum nonzero) towards 0 and Adam's normalised steps jitter at the scale of lr, so
     the gap cannot reach 0; 1e-5 allows for that and still fails a run that has not converged
-    (3e-3 after 500 iterations). The optimum is a lower bound to round-off."""
+    (up to 4e-3 after 500 iterations). The optimum is a lower bound to round-off."""
     gap = _adamw_versus_fixed_point(1e-2, 1500)
     assert bool((gap >= -1e-10).all())
     assert bool((gap <= 1e-5).all()), gap
@@ -238,7 +239,8 @@ def test_adamw_reaches_the_unique_optimum():
 
 @pytest.mark.slow
 def test_adamw_reaches_the_unique_optimum_at_the_paper_learning_rate():
-    """lr 1e-3 (the paper's): 8,000 iterations bring the gap to about 5e-9 (n = 8 measured)."""
+    """lr 1e-3 (the paper's): 8,000 iterations bring the gap to 9e-9 to 1.7e-8 (measured); the
+    smaller steps leave a smaller weight-decay/jitter bias than at lr 1e-2."""
     gap = _adamw_versus_fixed_point(1e-3, 8000)
     assert bool((gap >= -1e-10).all())
     assert bool((gap <= 1e-6).all()), gap
