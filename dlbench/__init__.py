@@ -10,7 +10,7 @@ from dlbench.errors import (ConfigError, DataError, DlbenchError, DuplicateNameE
 from dlbench.hookspecs import hookimpl
 from dlbench.records import atomic_write, load_state, save_state
 from dlbench.interfaces import (DiscreteGroundTruthDataset, ExactMetricsModel, GroundTruthDataset,
-                                Metric, Model)
+                                Metric, Model, PosteriorModel)
 
 try:
     __version__ = version("dlbench")
@@ -19,7 +19,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "ConfigError", "DataError", "DiscreteGroundTruthDataset", "DlbenchError",
-    "DuplicateNameError", "ExactMetricsModel", "GroundTruthDataset", "Metric", "Model",
+    "DuplicateNameError", "ExactMetricsModel", "GroundTruthDataset", "Metric", "Model", "PosteriorModel",
     "RecordError", "UnknownNameError", "atomic_write", "check_binding", "hookimpl", "load_state",
     "save_state", "__version__",
 ]

@@ -54,7 +54,7 @@ def check_binding(condition: bool, binding: str, value: Any, accepted: str) -> N
         raise ConfigError(f"{binding} = {value!r} is not accepted; expected {accepted}")
 
 
-def _one_line(exc: Exception, where: str) -> str:
+def one_line(exc: Exception, where: str) -> str:
     message = str(exc).strip().split("\n", 1)[0]
     found = _GIN_LOCATION.search(str(exc))
     if found:
@@ -75,13 +75,18 @@ def parse(config_files: Sequence[str | Path], bindings: Sequence[str]) -> None:
         try:
             gin.parse_config_file(str(path))
         except (ValueError, SyntaxError, TypeError, KeyError, IOError) as exc:
-            raise ConfigError(_one_line(exc, str(path))) from exc
+            raise ConfigError(one_line(exc, str(path))) from exc
+    parse_bindings(bindings)
+    gin.finalize()
+
+
+def parse_bindings(bindings: Sequence[str]) -> None:
+    """Parse `-p` bindings in order, naming the one that fails."""
     for binding in bindings:
         try:
             gin.parse_config(binding)
         except (ValueError, SyntaxError, TypeError, KeyError) as exc:
-            raise ConfigError(_one_line(exc, f"binding {binding!r}")) from exc
-    gin.finalize()
+            raise ConfigError(one_line(exc, f"binding {binding!r}")) from exc
 
 
 _MISSING_REQUIRED = re.compile(r"Required bindings for `(?P<name>\w+)` not provided in config: "

@@ -103,6 +103,16 @@ class ExactMetricsModel(Model, Protocol):
 
 
 @runtime_checkable
+class PosteriorModel(Model, Protocol):
+    """A model with a Gaussian encoder q(z|x) = N(mean, diag(exp(log_variance)))."""
+
+    def posterior_parameters(self, observations: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log variance) of each latent, each (*solution_shape, num, d)."""
+        ...
+
+
+@runtime_checkable
 class Metric(Protocol):
     """A disentanglement score of a fitted model on a ground-truth dataset."""
 

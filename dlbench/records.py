@@ -19,7 +19,8 @@ KNOWN_SCHEMAS = frozenset({SCHEMA})
 RECORD_FILE = "record.json"
 STATE_FILE = "state.npz"
 CONFIG_FILE = "operative_config.gin"
-REQUIRED_FIELDS = ("schema", "run_id", "model", "dataset", "seed", "metrics", "operative_config")
+REQUIRED_FIELDS = ("schema", "run_id", "model", "dataset", "seed", "metrics", "config",
+                   "operative_config")
 
 
 def atomic_write(path: Path, write) -> None:

@@ -26,6 +26,8 @@ from dlbench.errors import ConfigError
 from dlbench.interfaces import ExactMetricsModel, GroundTruthDataset, Model
 from dlbench.plugins import get_plugins
 
+# The record's entry for a model's own closed-form scores, beside the registered metrics.
+EXACT_METRICS = "exact"
 PACKAGES_RECORDED = ("dlbench", "torch", "numpy", "scipy", "scikit-learn", "gin-config", "pluggy")
 
 
@@ -141,7 +143,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
     evaluate_started = time.perf_counter()
     metrics: dict[str, Any] = {}
     if isinstance(model, ExactMetricsModel):
-        metrics["exact"] = {"mode": "exact", "values": model.exact_metrics()}
+        metrics[EXACT_METRICS] = {"mode": "exact", "values": model.exact_metrics()}
     metrics.update(evaluate_metrics(model, dataset, experiment.metric_names,
                                     experiment.evaluation_seed))
     evaluate_seconds = time.perf_counter() - evaluate_started
@@ -166,6 +168,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         "environment": environment(torch_device),
         "config_files": [str(f) for f in config_files],
         "bindings": list(bindings),
+        "config": gin.config_str(),
         "operative_config": operative_config,
         "files": [records.STATE_FILE, records.CONFIG_FILE],
     }
@@ -176,14 +179,17 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
     return RunResult(final_dir, records.read_record(final_dir), reused=False)
 
 
-def load_run(run_dir: str | Path, device: str = "auto"
+def load_run(run_dir: str | Path, device: str = "auto", bindings: Sequence[str] = ()
              ) -> tuple[dict[str, Any], Model, GroundTruthDataset]:
-    """Rebuild a finished run's fitted model and its dataset from its record and state file."""
+    """Rebuild a finished run's fitted model and its dataset from its record and state file.
+    The run's whole parsed config is restored (so settings of metrics the run did not score are
+    kept), then `bindings` are applied on top."""
     run_dir = Path(run_dir)
     record = records.read_record(run_dir)
     get_plugins()
     gin.clear_config()
-    gin.parse_config(record["operative_config"])
+    gin.parse_config(record["config"])
+    config.parse_bindings(bindings)
     gin.finalize()
     experiment = config.read_experiment()
     torch_device = resolve_device(device)

@@ -10,10 +10,10 @@ from dlbench.errors import ConfigError
 
 def _evaluate(args: argparse.Namespace) -> int:
     from dlbench.records import read_record, write_record
-    from dlbench.runner import evaluate_metrics, load_run
+    from dlbench.runner import EXACT_METRICS, evaluate_metrics, load_run
 
-    record, model, dataset = load_run(args.run_dir, device=args.device)
-    names = args.metrics or sorted(record["metrics"])
+    record, model, dataset = load_run(args.run_dir, device=args.device, bindings=args.gin_param)
+    names = args.metrics or sorted(name for name in record["metrics"] if name != EXACT_METRICS)
     if not names:
         raise ConfigError(f"{args.run_dir}: the run has no metrics yet; name some with --metrics")
     seed = record["seed"] if args.seed is None else args.seed
@@ -46,5 +46,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--metrics", nargs="+", metavar="NAME",
                         help="metrics to compute (default: those the record already has)")
     parser.add_argument("--seed", type=int, default=None, help="metric seed (default: the run's seed)")
+    parser.add_argument("-p", "--gin-param", action="append", default=[], metavar="BINDING",
+                        help="a gin binding applied over the run's config, e.g. 'mig.num_train = 5000'")
     parser.add_argument("--device", default="auto", help="device to score on: auto, cpu, cuda, cuda:N")
     parser.set_defaults(handler=_evaluate)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from dlbench.interfaces import Model
+from dlbench.interfaces import Model, PosteriorModel
 from dlbench.metrics.base import check_count, finite_codes
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS, histogram_bins
 from dlbench.metrics.mutual_info import mutual_info_from_labels
@@ -70,7 +70,7 @@ class Unsupervised(SampledMetric):
         self.has_posterior = False
 
     def encoder(self, model: Model) -> Encoder:
-        self.has_posterior = callable(getattr(model, "posterior_parameters", None))
+        self.has_posterior = isinstance(model, PosteriorModel)
         if not self.has_posterior:
             return model.representation
         # Mean and log-variance travel together as one (..., num, 2d) code tensor.

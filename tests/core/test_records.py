@@ -11,7 +11,7 @@ from dlbench.errors import RecordError
 def minimal_record():
     return {"schema": records.SCHEMA, "run_id": "r", "model": {}, "dataset": {}, "seed": 0,
             "metrics": {"exact": {"values": {"sap": torch.tensor([0.5, float("nan")])}}},
-            "operative_config": ""}
+            "config": "", "operative_config": ""}
 
 
 def test_record_round_trip_turns_tensors_into_strict_json(tmp_path):

@@ -122,3 +122,24 @@ def test_load_run_restores_the_fitted_model(tmp_path, tiny_linear_gin):
     _, observations = dataset.sample(5, torch.Generator().manual_seed(0))
     saved_B = records.load_state(result.run_dir / "state.npz")["B"]
     assert torch.equal(model.representation(observations), observations @ saved_B.mT)
+
+
+def test_evaluate_adds_scores_to_a_real_run_and_keeps_the_old_ones(tmp_path, tiny_linear_gin):
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet",
+                 "-p", "evaluation.metrics = ['mig']", "-p", "mig.protocol = 'dlib'",
+                 "-p", "mig.num_train = 500", "-p", "i_m.protocol = 'dlib'",
+                 "-p", "i_m.num_train = 500"]) == 0
+    run_dir = run_dir_of(out)
+    before = records.read_record(run_dir)
+    assert main(["evaluate", str(run_dir), "--metrics", "mig", "i_m", "--device", "cpu"]) == 0
+    after = records.read_record(run_dir)
+    assert after["metrics"]["exact"] == before["metrics"]["exact"]
+    assert np.array(after["metrics"]["i_m"]["i_m"]).shape == (1, 2, 2, 3)
+    assert after["metrics_history"][0]["metric"] == "mig"
+    assert after["metrics_history"][0]["result"] == before["metrics"]["mig"]
+    # Same seed, same samples: re-scoring reproduces the score exactly.
+    assert after["metrics"]["mig"]["mig"] == before["metrics"]["mig"]["mig"]
+    # With no --metrics it re-scores what the record has, never the model's exact scores.
+    assert main(["evaluate", str(run_dir), "--device", "cpu"]) == 0
+    assert len(records.read_record(run_dir)["metrics_history"]) == 3

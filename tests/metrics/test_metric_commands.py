@@ -18,10 +18,10 @@ def test_evaluate_adds_scores_without_retraining(tmp_path, monkeypatch, capsys):
     import dlbench.runner
 
     record = {"schema": SCHEMA, "run_id": "r", "model": {"name": "m"}, "dataset": {"name": "d"}, "seed": 5,
-              "metrics": {"mig": {"mig": 0.1}}, "operative_config": ""}
+              "metrics": {"mig": {"mig": 0.1}}, "config": "", "operative_config": ""}
     write_record(tmp_path, record)
     calls = []
-    monkeypatch.setattr(dlbench.runner, "load_run", lambda run_dir, device: (read_record(run_dir), "model", "data"))
+    monkeypatch.setattr(dlbench.runner, "load_run", lambda run_dir, **options: (read_record(run_dir), "model", "data"))
     monkeypatch.setattr(dlbench.runner, "evaluate_metrics",
                         lambda model, dataset, names, seed: calls.append((names, seed)) or
                         {name: {"score": 0.5, "provenance": {"mode": "fast"}} for name in names})

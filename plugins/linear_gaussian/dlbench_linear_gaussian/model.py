@@ -151,6 +151,13 @@ class LinearGaussianVAE:
         """The encoder mean X = B Y of every solution: (*solution_shape, num, m)."""
         return observations.to(self.solution["B"].dtype) @ self.solution["B"].mT
 
+    def posterior_parameters(self, observations: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder N(BY, Σ_W): its mean and the log of Σ_W's diagonal, per latent."""
+        mean = self.representation(observations)
+        log_variance = torch.log(torch.diagonal(self.solution["sigma_w"], dim1=-2, dim2=-1))
+        return mean, log_variance.unsqueeze(-2).expand_as(mean)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.solution)
 
