@@ -103,8 +103,9 @@ class ExactMetricsModel(Model, Protocol):
 
 
 @runtime_checkable
-class PosteriorModel(Model, Protocol):
-    """A model with a Gaussian encoder q(z|x) = N(mean, diag(exp(log_variance)))."""
+class PosteriorModel(Protocol):
+    """The capability of a model with a Gaussian encoder q(z|x) = N(mean, diag(exp(log_variance))),
+    checked on its own so that anything exposing it can be scored by KL per latent."""
 
     def posterior_parameters(self, observations: torch.Tensor
                              ) -> tuple[torch.Tensor, torch.Tensor]:
