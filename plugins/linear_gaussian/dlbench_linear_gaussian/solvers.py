@@ -48,6 +48,9 @@ def fixed_point_starts(num: int, m: int, n: int, generator: torch.Generator, dev
 
 
 def _inverse_spd(matrix: torch.Tensor) -> torch.Tensor:
+    """Inverse of SPD matrices. For a batch of m×m systems, multiplying by the explicit inverse
+    is several times faster on CPU than torch's batched cholesky_solve, at no loss that matters
+    for these well-conditioned m×m matrices."""
     return torch.cholesky_inverse(torch.linalg.cholesky(matrix))
 
 
@@ -83,7 +86,7 @@ def fixed_point(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, B: to
         if half_step % 2 == 1:
             new_C = instance.times_sigma_y(B)
             sigma_x = new_C @ B.mT + sigma_w
-            new_A = torch.cholesky_solve(new_C, torch.linalg.cholesky(sigma_x)).mT
+            new_A = (_inverse_spd(sigma_x) @ new_C).mT
             if A is None:  # the first half-step has no previous decoder to compare with
                 done = torch.zeros(len(active), dtype=torch.bool, device=device)
             else:
@@ -93,13 +96,12 @@ def fixed_point(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, B: to
                     done[done.clone()] = torch.linalg.matrix_norm(sigma_z_change) <= tol
             A, C = new_A, new_C
         else:
-            w_cholesky = torch.linalg.cholesky(sigma_w)
             a_precision_z = (instance.times_precision_y(A.mT)
-                             + (A.mT @ B.mT) @ torch.cholesky_solve(B, w_cholesky))
+                             + (A.mT @ B.mT) @ (_inverse_spd(sigma_w) @ B))
             a_weight = a_precision_z + 2 * lam_active[:, None, None] * A.mT
             gram = symmetrize(a_weight @ A)
             scaled_beta = beta_active[:, None, None]
-            new_B = torch.cholesky_solve(a_weight, torch.linalg.cholesky(scaled_beta * identity_m + gram))
+            new_B = _inverse_spd(scaled_beta * identity_m + gram) @ a_weight
             new_sigma_w = _inverse_spd(identity_m + gram / scaled_beta)
             done = ((torch.linalg.matrix_norm(new_B - B) <= tol)
                     & (torch.linalg.matrix_norm(new_sigma_w - sigma_w) <= tol))
