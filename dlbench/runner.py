@@ -88,7 +88,9 @@ def _git_revision() -> str | None:
                                    capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return completed.stdout.strip() or None if completed.returncode == 0 else None
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.strip() or None
 
 
 def environment(device: torch.device) -> dict[str, Any]:
