@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -59,6 +60,8 @@ def one_line(exc: Exception, where: str) -> str:
     found = _GIN_LOCATION.search(str(exc))
     if found:
         return f"{found['file']}, line {found['line']}: {message}"
+    if isinstance(exc, tokenize.TokenError):  # e.g. a bracket still open at the end of file
+        return f"{where}, line {exc.args[1][0]}: {exc.args[0]}"
     if isinstance(exc, SyntaxError) and exc.lineno:
         return f"{where}, line {exc.lineno}: {_GIN_SYNTAX_SUFFIX.sub('', message)}"
     return f"{where}: {message}"
@@ -74,7 +77,7 @@ def parse(config_files: Sequence[str | Path], bindings: Sequence[str]) -> None:
         gin.add_config_file_search_path(str(path.parent.resolve()))
         try:
             gin.parse_config_file(str(path))
-        except (ValueError, SyntaxError, TypeError, KeyError, IOError) as exc:
+        except (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError, IOError) as exc:
             raise ConfigError(one_line(exc, str(path))) from exc
     parse_bindings(bindings)
     gin.finalize()
@@ -85,7 +88,7 @@ def parse_bindings(bindings: Sequence[str]) -> None:
     for binding in bindings:
         try:
             gin.parse_config(binding)
-        except (ValueError, SyntaxError, TypeError, KeyError) as exc:
+        except (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError) as exc:
             raise ConfigError(one_line(exc, f"binding {binding!r}")) from exc
 
 

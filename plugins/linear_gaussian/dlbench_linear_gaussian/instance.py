@@ -87,11 +87,11 @@ class Instance:
         if not path.is_file():
             raise DataError(f"instance file {str(path)!r} not found; give an .npz with keys "
                             f"{', '.join(INSTANCE_KEYS)}")
+        if not zipfile.is_zipfile(path):  # numpy would guess "pickle" for any other bytes
+            raise DataError(f"instance file {str(path)!r} is not an .npz archive; give an .npz "
+                            f"with keys {', '.join(INSTANCE_KEYS)}")
         try:
-            loaded = np.load(path, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
-                raise ValueError("a single .npy array, not an .npz archive")
-            with loaded as arrays:
+            with np.load(path, allow_pickle=False) as arrays:
                 missing = [k for k in INSTANCE_KEYS if k not in arrays.files]
                 if missing:
                     raise DataError(f"instance file {str(path)!r} lacks the keys {missing}; "
