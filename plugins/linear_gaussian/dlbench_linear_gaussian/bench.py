@@ -59,21 +59,22 @@ def _spec_loss(A, B, sigma_z, sigma_w, sigma_y, beta, lam):
 
 
 def naive_adamw(instance: Instance, beta: float, lam: float, starts, iterations: int,
-                clip_norms: tuple[float, float]):
+                clip_norms: tuple[float, float], learning_rate: float = 1e-3) -> np.ndarray:
     """AdamW for one start as a user would first write it: the spec's loss, autograd and
-    torch.optim."""
+    torch.optim. Returns the loss of every iterate 0..iterations (the last is scored, not
+    stepped from, as in solvers.adamw)."""
     A, B, L_Z, L_W = (t.clone().requires_grad_(True) for t in starts)
-    optimizer = torch.optim.AdamW([A, B, L_Z, L_W], lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=0.01)
+    optimizer = torch.optim.AdamW([A, B, L_Z, L_W], lr=learning_rate, betas=(0.9, 0.999),
+                                  eps=1e-8, weight_decay=0.01)
     n, m = A.shape
     sigma_y = instance.sigma_y
-    best = float("inf")
+    losses = []
     for step in range(iterations + 1):
         sigma_z = L_Z @ L_Z.T + solvers.JITTER * torch.eye(n, dtype=torch.float64)
         sigma_w = L_W @ L_W.T + solvers.JITTER * torch.eye(m, dtype=torch.float64)
         loss = _spec_loss(A, B, sigma_z, sigma_w, sigma_y, beta, lam)
-        best = min(best, loss.item())
-        if step == iterations:  # the last iterate is scored, not stepped from (as solvers.adamw)
+        losses.append(loss.item())
+        if step == iterations:
             break
         optimizer.zero_grad()
         loss.backward()
@@ -83,7 +84,7 @@ def naive_adamw(instance: Instance, beta: float, lam: float, starts, iterations:
         with torch.no_grad():
             L_Z.copy_(torch.tril(L_Z))
             L_W.copy_(torch.tril(L_W))
-    return best
+    return np.array(losses)
 
 
 def _grid(num_starts: int):

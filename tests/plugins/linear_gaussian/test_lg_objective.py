@@ -64,8 +64,7 @@ def test_closed_form_gradients_equal_autograd(instance, solutions):
 
 
 def test_autograd_of_the_plugin_loss_agrees_too(instance, solutions):
-    """Autograd through the plugin's own Cholesky-based loss_terms (what bench.naive_adamw
-    differentiates) gives the same gradients for plain tensors at symmetric Σ."""
+    """Autograd through the plugin's own Cholesky-based loss_terms gives the same gradients for plain tensors at symmetric Σ."""
     (A, B, sigma_z, sigma_w), beta, lam = solutions
     leaves = [t.clone().requires_grad_(True) for t in (A, B, sigma_z, sigma_w)]
     loss = objective.loss_terms(*leaves, instance.sigma_y, beta, lam)["loss"].sum()
