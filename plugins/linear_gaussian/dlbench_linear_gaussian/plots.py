@@ -47,18 +47,22 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
         figure, panels = plt.subplots(1, len(SCORES), figsize=(4.4 * len(SCORES), 3.6))
         for panel, (name, label) in zip(panels, SCORES):
             means = np.nanmean(values[name][solver_index], axis=-1)
-            image = panel.imshow(means, origin="lower", aspect="auto", cmap="viridis")
+            flagged = no_minimiser[solver_index].mean(axis=-1) > 0.5
+            # A diverging cell's mean is an artefact of where the solver stopped: leave it out
+            # of the colour scale, which would otherwise hide every other cell's differences.
+            colour_map = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+            image = panel.imshow(np.where(flagged, np.nan, means), origin="lower",
+                                 aspect="auto", cmap=colour_map)
             figure.colorbar(image, ax=panel, label=f"mean {label}")
             panel.set_xticks(range(len(lambdas)), [f"{v:g}" for v in lambdas])
             panel.set_yticks(range(len(betas)), [f"{v:g}" for v in betas])
             panel.set_xlabel("λ")
             panel.set_ylabel("β")
-            flagged = no_minimiser[solver_index].mean(axis=-1) > 0.5
             for b, l in zip(*np.nonzero(flagged)):
-                panel.text(l, b, "no min.", ha="center", va="center", color="white",
+                panel.text(l, b, "no min.", ha="center", va="center", color="black",
                            fontsize=7)
         figure.suptitle(f"{solver}: means over {len(axes['start'])} starts "
-                        "('no min.': no finite minimiser, most starts flagged)")
+                        "(grey 'no min.': most starts flagged as having no finite minimiser)")
         figure.tight_layout()
         written.append(_save(figure, Path(out_dir) / f"heatmaps_{solver}.png"))
         plt.close(figure)
