@@ -74,7 +74,9 @@ class Model(Protocol):
 
     def fit(self, dataset: GroundTruthDataset, *, device: torch.device, seed: int,
             workdir: Path, progress: bool = True) -> None:
-        """Train or solve on `dataset`. May write checkpoints under `workdir`."""
+        """Train or solve on `dataset`. Checkpoints written under `workdir` survive an
+        interruption, so a rerun can resume from them; they are removed once the run's record
+        is complete."""
         ...
 
     def representation(self, observations: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ from dlbench.errors import ConfigError
 from dlbench.interfaces import ExactMetricsModel, GroundTruthDataset, Model
 from dlbench.plugins import get_plugins
 
+# Where a run's model keeps resume checkpoints, inside the partial run directory.
+CHECKPOINT_DIR = "checkpoints"
 # The record's entry for a model's own closed-form scores, beside the registered metrics.
 EXACT_METRICS = "exact"
 PACKAGES_RECORDED = ("dlbench", "torch", "numpy", "scipy", "scikit-learn", "gin-config", "pluggy")
@@ -136,10 +138,11 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         plugins.metrics.get(name)  # fail on an unknown metric before the fit, not after
 
     work_dir = out_dir / f"{run_id}.partial"
-    work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = work_dir / CHECKPOINT_DIR
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     fit_started = time.perf_counter()
-    model.fit(dataset, device=torch_device, seed=seed, workdir=work_dir, progress=progress)
+    model.fit(dataset, device=torch_device, seed=seed, workdir=checkpoint_dir, progress=progress)
     fit_seconds = time.perf_counter() - fit_started
 
     evaluate_started = time.perf_counter()
@@ -175,6 +178,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         "files": [records.STATE_FILE, records.CONFIG_FILE],
     }
     records.write_record(work_dir, record)
+    shutil.rmtree(checkpoint_dir)  # only for resuming; state.npz holds the result
     if final_dir.exists():  # a leftover without a record: never a finished run, safe to replace
         shutil.rmtree(final_dir)
     work_dir.rename(final_dir)

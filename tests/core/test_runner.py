@@ -36,6 +36,8 @@ def test_run_writes_a_complete_record(tmp_path, tiny_linear_gin, capsys):
     state = records.load_state(run_dir / "state.npz")
     assert state["B"].shape == (1, 2, 2, 3, 4, 12)
     assert not list(out.glob("*.partial"))
+    assert sorted(p.name for p in run_dir.iterdir()) == ["operative_config.gin", "record.json",
+                                                         "state.npz"]
     # the summary table: one row per (solver, beta, lambda) with the mean over starts
     assert "fixed_point" in printed and "no_minimiser" in printed and record["run_id"] in printed
 
@@ -82,7 +84,7 @@ def test_interrupted_run_leaves_no_record_and_resumes_from_checkpoints(
     checkpoint = records.load_state(finished.run_dir / "state.npz")
     marked = {k: v.reshape(-1, *v.shape[4:]) for k, v in checkpoint.items()}
     marked["iterations"] = torch.full_like(marked["iterations"], 777)
-    records.save_state(partial / "solver_fixed_point.npz", marked)
+    records.save_state(partial / "checkpoints" / "solver_fixed_point.npz", marked)
     monkeypatch.setattr(solvers, "fixed_point", real_fixed_point)
     assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
     record = records.read_record(run_dir_of(out))
