@@ -102,12 +102,13 @@ class LinearGaussianVAE:
                 result = load_state(checkpoint, device)
             else:
                 result = self._solve(solver, beta, lam, n, m, _solver_seed(seed, index), device,
-                                     progress)
+                                     progress, Path(workdir) / f"solver_{solver}.partial.npz")
                 save_state(checkpoint, result)
             per_solver.append(result)
         self.solution = _stack_solvers(per_solver, self.solution_shape)
 
-    def _solve(self, solver, beta, lam, n, m, seed, device, progress) -> dict[str, torch.Tensor]:
+    def _solve(self, solver, beta, lam, n, m, seed, device, progress,
+               partial_checkpoint: Path) -> dict[str, torch.Tensor]:
         # Starts are drawn on the CPU so that a seed gives the same starts on every device.
         generator = torch.Generator().manual_seed(seed)
         count = len(beta)
@@ -118,13 +119,20 @@ class LinearGaussianVAE:
                                          progress)
         else:
             starts = (t.to(device) for t in solvers.adamw_starts(count, m, n, generator))
+            # AdamW is the long solver (minutes on a GPU for the paper's grid): it saves its
+            # progress every minute, and an interrupted run continues from there.
+            checkpointer = solvers.Checkpointer(
+                save=lambda state: save_state(partial_checkpoint, state),
+                resume=load_state(partial_checkpoint, device)
+                if partial_checkpoint.is_file() else None)
             result = solvers.adamw(self.instance, beta, lam, *starts,
                                    iterations=self.settings["adamw_iterations"],
                                    learning_rate=self.learning_rate,
                                    weight_decay=self.weight_decay,
                                    clip_norms=tuple(self.settings["clip_norms"]),
                                    record_every=self.adamw_record_every,
-                                   plateau_tol=self.plateau_tol, progress=progress)
+                                   plateau_tol=self.plateau_tol, progress=progress,
+                                   checkpointer=checkpointer)
         return {"A": result.A, "B": result.B, "sigma_z": result.sigma_z,
                 "sigma_w": result.sigma_w, "iterations": result.iterations,
                 "stopped": result.stopped, "no_minimiser": result.no_minimiser,

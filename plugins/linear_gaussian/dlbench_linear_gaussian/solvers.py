@@ -5,7 +5,9 @@ solutions is one tensor computation; a solution that has stopped leaves the work
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -29,6 +31,23 @@ class SolverResult:
     stopped: torch.Tensor  # (P,) bool: the stopping rule was met before the iteration cap
     no_minimiser: torch.Tensor  # (P,) bool: Σ_W was still collapsing towards 0 at the stop
     b_norm_trajectory: torch.Tensor  # (P, T) float32 ‖B‖₂ after each iteration, NaN-padded
+
+
+@dataclass
+class Checkpointer:
+    """Hands a long solver's state to `save` every `interval` seconds, and gives back the state
+    of an interrupted run (`resume`) so that the solver continues where it stopped."""
+
+    save: Callable[[dict[str, torch.Tensor]], None]
+    resume: dict[str, torch.Tensor] | None = None
+    interval: float = 60.0
+    _last: float = field(default_factory=time.monotonic)
+
+    def due(self) -> bool:
+        if time.monotonic() - self._last < self.interval:
+            return False
+        self._last = time.monotonic()
+        return True
 
 
 def random_spd(num: int, dim: int, generator: torch.Generator, dtype=torch.float64,
@@ -171,11 +190,13 @@ def _clip_per_solution(gradients: list[torch.Tensor], max_norm: float) -> None:
 def adamw(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, A: torch.Tensor,
           B: torch.Tensor, L_Z: torch.Tensor, L_W: torch.Tensor, iterations: int,
           learning_rate: float, weight_decay: float, clip_norms: tuple[float, float],
-          record_every: int, plateau_tol: float, progress: bool = False) -> SolverResult:
+          record_every: int, plateau_tol: float, progress: bool = False,
+          checkpointer: Checkpointer | None = None) -> SolverResult:
     """AdamW on the closed-form loss with Σ = L Lᵀ + JITTER·I and L kept lower-triangular;
     gradient norms clipped per solution, [A, B] and [L_Z, L_W] separately; the lowest-loss
     iterate seen is returned. A solution whose best Σ_W sits on the JITTER floor would have gone
-    lower: it is flagged as having no minimiser."""
+    lower: it is flagged as having no minimiser. With a checkpointer, a resumed run continues
+    bit for bit where the interrupted one stopped."""
     sigma_y = instance.sigma_y
     n, m = A.shape[-2], A.shape[-1]
     identity_n = torch.eye(n, dtype=A.dtype, device=A.device)
@@ -184,24 +205,32 @@ def adamw(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, A: torch.Te
     optimizer = torch.optim.AdamW(params, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=weight_decay)
     num = A.shape[0]
-    best_loss = torch.full((num,), float("inf"), dtype=A.dtype, device=A.device)
-    best = {"A": A.clone(), "B": B.clone(), "sigma_z": torch.zeros_like(L_Z),
-            "sigma_w": torch.zeros_like(L_W)}
+    state = {
+        "next_step": torch.tensor(0),
+        "best_loss": torch.full((num,), float("inf"), dtype=A.dtype, device=A.device),
+        "best_A": A.clone(), "best_B": B.clone(), "best_sigma_z": torch.zeros_like(L_Z),
+        "best_sigma_w": torch.zeros_like(L_W),
+        "trajectory": torch.zeros(num, 0, device=A.device)}
+    if checkpointer is not None and checkpointer.resume is not None:
+        state = _restore_adamw(checkpointer.resume, params, optimizer)
     plateau_start = int(0.9 * iterations)
-    best_before_plateau = best_loss
-    trajectory = []
-    for step in tqdm(range(iterations + 1), desc="adamw", disable=not progress, leave=False):
+    state.setdefault("best_before_plateau", state["best_loss"])
+    trajectory = list(state["trajectory"].unbind(1))
+    first_step = int(state["next_step"])
+    for step in tqdm(range(first_step, iterations + 1), desc="adamw", disable=not progress,
+                     leave=False, initial=first_step, total=iterations + 1):
         A_t, B_t, L_Z_t, L_W_t = params
         sigma_z = L_Z_t @ L_Z_t.mT + JITTER * identity_n
         sigma_w = L_W_t @ L_W_t.mT + JITTER * identity_m
         terms, grads = loss_and_gradients(A_t, B_t, sigma_z, sigma_w, sigma_y, beta, lam,
                                           with_gradients=step < iterations)
-        improved = terms["loss"] < best_loss
-        best_loss = torch.where(improved, terms["loss"], best_loss)
+        improved = terms["loss"] < state["best_loss"]
+        state["best_loss"] = torch.where(improved, terms["loss"], state["best_loss"])
         for name, value in (("A", A_t), ("B", B_t), ("sigma_z", sigma_z), ("sigma_w", sigma_w)):
-            best[name] = torch.where(improved[:, None, None], value, best[name])
+            state[f"best_{name}"] = torch.where(improved[:, None, None], value,
+                                                state[f"best_{name}"])
         if step == plateau_start:
-            best_before_plateau = best_loss.clone()
+            state["best_before_plateau"] = state["best_loss"].clone()
         if step % record_every == 0:
             trajectory.append(spectral_norm(B_t).float())
         if step == iterations:  # the last iterate is scored, not stepped from
@@ -217,10 +246,41 @@ def adamw(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, A: torch.Te
         with torch.no_grad():
             params[2].copy_(torch.tril(params[2]))
             params[3].copy_(torch.tril(params[3]))
-    floor = torch.linalg.eigvalsh(best["sigma_w"])[:, 0] <= 2 * JITTER
+        if checkpointer is not None and checkpointer.due():
+            state["next_step"] = torch.tensor(step + 1)
+            state["trajectory"] = torch.stack(trajectory, dim=1)
+            checkpointer.save(_adamw_checkpoint(state, params, optimizer))
+    best_loss = state["best_loss"]
+    floor = torch.linalg.eigvalsh(state["best_sigma_w"])[:, 0] <= 2 * JITTER
     # Plateau: over the last tenth of the run the best loss improved by at most plateau_tol
     # (relative), so more iterations would not change the answer.
-    plateaued = best_before_plateau - best_loss <= plateau_tol * (1 + best_loss.abs())
-    return SolverResult(best["A"], best["B"], best["sigma_z"], best["sigma_w"],
+    plateaued = state["best_before_plateau"] - best_loss <= plateau_tol * (1 + best_loss.abs())
+    return SolverResult(state["best_A"], state["best_B"], state["best_sigma_z"],
+                        state["best_sigma_w"],
                         torch.full((num,), iterations, dtype=torch.int64, device=A.device),
                         plateaued, floor, torch.stack(trajectory, dim=1))
+
+
+ADAM_STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
+
+
+def _adamw_checkpoint(state, params, optimizer) -> dict[str, torch.Tensor]:
+    """Everything a resumed AdamW run needs, as one flat dict of tensors."""
+    saved = dict(state)
+    for index, param in enumerate(params):
+        saved[f"param_{index}"] = param.detach()
+        for key in ADAM_STATE_KEYS:
+            saved[f"adam_{index}_{key}"] = optimizer.state[param][key]
+    return saved
+
+
+def _restore_adamw(saved, params, optimizer) -> dict[str, torch.Tensor]:
+    state = dict(saved)
+    for index, param in enumerate(params):
+        with torch.no_grad():
+            param.copy_(state.pop(f"param_{index}"))
+        # torch keeps a non-capturable AdamW's step counts on the CPU.
+        optimizer.state[param] = {key: state.pop(f"adam_{index}_{key}").clone()
+                                  for key in ADAM_STATE_KEYS}
+        optimizer.state[param]["step"] = optimizer.state[param]["step"].cpu()
+    return state

@@ -319,3 +319,37 @@ def test_batched_adamw_equals_naive_per_start_loop():
         naive = bench.naive_adamw(instance, beta[p].item(), lam[p].item(),
                                   [t[p] for t in starts], iterations, (1.0, 2.0))
         assert ours[p] == pytest.approx(naive.min(), rel=1e-8), p
+
+
+@pytest.mark.parametrize("interrupt_after", [3, 57])  # before and after the plateau snapshot
+def test_interrupted_adamw_resumes_bit_for_bit(tmp_path, interrupt_after):
+    from dlbench import load_state, save_state
+
+    instance = Instance.draw(8, 2, 0.05, 4)
+    beta = torch.tensor([4.0, 1.0], dtype=F64)
+    lam = torch.tensor([0.0, 2.0], dtype=F64)
+    starts = solvers.adamw_starts(2, 3, 8, torch.Generator().manual_seed(2))
+    settings = dict(iterations=60, learning_rate=1e-2, weight_decay=0.01, clip_norms=(1.0, 2.0),
+                    record_every=7, plateau_tol=1e-5)
+    whole = solvers.adamw(instance, beta, lam, *starts, **settings)
+
+    checkpoint = tmp_path / "adamw.partial.npz"
+    saves = []
+
+    def save_then_interrupt(state):
+        save_state(checkpoint, state)
+        saves.append(int(state["next_step"]))
+        if len(saves) == interrupt_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        solvers.adamw(instance, beta, lam, *starts, **settings,
+                      checkpointer=solvers.Checkpointer(save=save_then_interrupt, interval=0.0))
+    assert saves[-1] == interrupt_after
+    resumed = solvers.adamw(instance, beta, lam, *starts, **settings,
+                            checkpointer=solvers.Checkpointer(save=lambda state: None,
+                                                              resume=load_state(checkpoint),
+                                                              interval=0.0))
+    for name in ("A", "B", "sigma_z", "sigma_w", "stopped", "no_minimiser",
+                 "b_norm_trajectory"):
+        assert torch.equal(getattr(resumed, name), getattr(whole, name)), name
