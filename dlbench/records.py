@@ -19,6 +19,8 @@ KNOWN_SCHEMAS = frozenset({SCHEMA})
 RECORD_FILE = "record.json"
 STATE_FILE = "state.npz"
 CONFIG_FILE = "operative_config.gin"
+# The entry of record["metrics"] for a model's own closed-form scores, beside registered metrics.
+EXACT_METRICS = "exact"
 REQUIRED_FIELDS = ("schema", "run_id", "model", "dataset", "seed", "metrics", "config",
                    "operative_config")
 

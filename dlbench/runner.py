@@ -28,8 +28,6 @@ from dlbench.plugins import get_plugins
 
 # Where a run's model keeps resume checkpoints, inside the partial run directory.
 CHECKPOINT_DIR = "checkpoints"
-# The record's entry for a model's own closed-form scores, beside the registered metrics.
-EXACT_METRICS = "exact"
 PACKAGES_RECORDED = ("dlbench", "torch", "numpy", "scipy", "scikit-learn", "gin-config", "pluggy")
 
 
@@ -148,7 +146,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
     evaluate_started = time.perf_counter()
     metrics: dict[str, Any] = {}
     if isinstance(model, ExactMetricsModel):
-        metrics[EXACT_METRICS] = {"mode": "exact", "values": model.exact_metrics()}
+        metrics[records.EXACT_METRICS] = {"mode": "exact", "values": model.exact_metrics()}
     metrics.update(evaluate_metrics(model, dataset, experiment.metric_names,
                                     experiment.evaluation_seed))
     evaluate_seconds = time.perf_counter() - evaluate_started

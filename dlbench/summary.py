@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.records import EXACT_METRICS
+
 # The axis averaged away in summaries: random starts are replicates, not settings.
 REPLICATE_AXIS = "start"
 
@@ -25,22 +27,20 @@ def format_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _as_array(values: Any) -> np.ndarray:
-    return np.array(values, dtype=float)  # None (a non-finite value) becomes nan
-
-
 def scalar_scores(record: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Every numeric score of the record as an array of the solution shape ("metric.score")."""
+    """Every numeric score of the record as an array ("metric.score"; the model's own exact
+    scores keep their bare names). Provenance and other non-numeric entries are skipped."""
     scores = {}
     for metric_name, result in record["metrics"].items():
         values = result.get("values", result) if isinstance(result, dict) else {}
         for score_name, value in values.items():
-            if isinstance(value, bool) or isinstance(value, (int, float, list)) and value != []:
-                label = score_name if metric_name == "exact" else f"{metric_name}.{score_name}"
-                try:
-                    scores[label] = _as_array(value)
-                except (TypeError, ValueError):
-                    continue  # a non-numeric entry such as provenance
+            if not isinstance(value, (int, float, list)) or value == []:
+                continue
+            label = score_name if metric_name == EXACT_METRICS else f"{metric_name}.{score_name}"
+            try:
+                scores[label] = np.array(value, dtype=float)  # None (non-finite) becomes nan
+            except (TypeError, ValueError):
+                continue  # a list that is not numbers
     return scores
 
 

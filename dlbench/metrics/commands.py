@@ -9,8 +9,8 @@ from dlbench.errors import ConfigError
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dlbench.records import read_record, write_record
-    from dlbench.runner import EXACT_METRICS, evaluate_metrics, load_run
+    from dlbench.records import EXACT_METRICS, read_record, write_record
+    from dlbench.runner import evaluate_metrics, load_run
 
     record, model, dataset = load_run(args.run_dir, device=args.device, bindings=args.gin_param)
     names = args.metrics or sorted(name for name in record["metrics"] if name != EXACT_METRICS)
