@@ -126,15 +126,22 @@ class Plugins:
         return self.registries["benchmarks"]
 
     def _load_entry_points(self) -> None:
-        seen: set[str] = set()
+        # A distribution found twice on sys.path is loaded once; two distributions that chose
+        # the same entry-point name both load, the later one under a qualified name.
+        seen: set[tuple[str, str]] = set()
+        taken: set[str] = set()
         for dist in importlib.metadata.distributions():
             dist_name = dist.metadata["Name"] or "?"
             for entry_point in dist.entry_points:
-                if entry_point.group != ENTRY_POINT_GROUP or entry_point.name in seen:
+                key = (dist_name, entry_point.name)
+                if entry_point.group != ENTRY_POINT_GROUP or key in seen:
                     continue
-                seen.add(entry_point.name)
-                self._register(entry_point.name, entry_point.load,
-                               distribution=dist_name, version=dist.version)
+                seen.add(key)
+                name = entry_point.name if entry_point.name not in taken \
+                    else f"{dist_name}:{entry_point.name}"
+                taken.add(name)
+                self._register(name, entry_point.load, distribution=dist_name,
+                               version=dist.version)
 
     def _register(self, name: str, load: Callable, *, distribution: str, version: str) -> None:
         info = PluginInfo(name=name, distribution=distribution, version=version)

@@ -53,13 +53,14 @@ def register_models():
 '''
 
 
-def install_fake_distribution(root, dist_name, module_name, source):
+def install_fake_distribution(root, dist_name, module_name, source, entry_point_name=None):
     """What pip leaves behind for a one-module distribution: the module and its dist-info."""
     (root / f"{module_name}.py").write_text(source)
     info = root / f"{dist_name}-0.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text(f"[dlbench]\n{module_name} = {module_name}\n")
+    (info / "entry_points.txt").write_text(
+        f"[dlbench]\n{entry_point_name or module_name} = {module_name}\n")
 
 
 def dlbench(root, *args):
@@ -116,6 +117,20 @@ def test_a_broken_plugin_only_fails_the_runs_that_need_it(site, tmp_path):
     assert run.stderr.count("\n") == 1
     assert "unknown model 'broken_model'" in run.stderr
     assert "broken_dlbench_plugin (ModuleNotFoundError" in run.stderr
+
+
+def test_two_distributions_may_choose_the_same_entry_point_name(site):
+    install_fake_distribution(site, "other-models", "other_models",
+                              TOY_MODEL.replace('"toy_first_two": toy_first_two',
+                                                '"other_first_two": toy_first_two'),
+                              entry_point_name="toy_dlbench_models")
+    listed = dlbench(site, "list", "models")
+    assert listed.returncode == 0, listed.stderr
+    assert "toy_first_two" in listed.stdout and "other_first_two" in listed.stdout
+    # whichever distribution is found second is registered under a qualified name
+    qualified = [f"{dist}:toy_dlbench_models" in listed.stdout
+                 for dist in ("other-models", "toy-dlbench-models")]
+    assert sorted(qualified) == [False, True]
 
 
 def test_two_providers_of_one_name_are_both_named(site):
