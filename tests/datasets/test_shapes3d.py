@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -113,12 +112,3 @@ def test_malformed_files_are_clear_errors_without_a_cache(tmp_path):
         shapes3d.shapes3d(source="official", path=path, factor_sizes=SIZES,
                           file_checks=checks_for(path))
     assert leftover_caches(tmp_path / "cache") == []
-
-
-@pytest.mark.slow
-def test_full_procedural_grid_renders_in_seconds():
-    renderer = shapes3d.ProceduralShapes3D(shapes3d.GRID, torch.device("cpu"))
-    start = time.perf_counter()
-    for first in range(0, shapes3d.GRID.num_points, 8192):
-        renderer(shapes3d.GRID.unravel(torch.arange(first, min(first + 8192, 480_000))))
-    assert time.perf_counter() - start < 60
