@@ -21,7 +21,8 @@ from dlbench.metrics.sampling import SUPERVISED_ALTERNATIVE, check_protocol, enc
 
 def beta_vae_features(first_codes: torch.Tensor, second_codes: torch.Tensor) -> torch.Tensor:
     """Mean absolute code difference (..., V, d) of paired batches (..., V, B, d)."""
-    return (finite_codes(first_codes) - finite_codes(second_codes)).abs().mean(-2)
+    # abs_ on the fresh difference: one batch-sized temporary fewer.
+    return (finite_codes(first_codes) - finite_codes(second_codes)).abs_().mean(-2)
 
 
 def beta_vae_accuracy(features: torch.Tensor, labels: torch.Tensor, eval_features: torch.Tensor,
@@ -31,9 +32,9 @@ def beta_vae_accuracy(features: torch.Tensor, labels: torch.Tensor, eval_feature
     from features (..., V, d)."""
     features, eval_features = finite_codes(features), finite_codes(eval_features)
     classes, labels, eval_labels = labels_against(labels.to(features.device), eval_labels.to(features.device))
-    train_logits, eval_logits = logistic_regression_logits(features, labels, len(classes), [features, eval_features],
-                                                           mode=mode, seed=seed)
-    return accuracy(train_logits, labels), accuracy(eval_logits, eval_labels)
+    train_logits, eval_logits = logistic_regression_logits(features, labels.unsqueeze(0), [len(classes)],
+                                                           [features, eval_features], mode=mode, seed=seed)
+    return accuracy(train_logits, labels).squeeze(-1), accuracy(eval_logits, eval_labels).squeeze(-1)
 
 
 class BetaVAEScore:

@@ -31,8 +31,9 @@ def modularity(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = DEFAU
 
 
 def mean_roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Macro one-vs-rest ROC-AUC of scores (..., n, C) for labels (n,) in [0, C) (-1: none),
-    over the classes that have both positives and negatives: (...)."""
+    """Macro one-vs-rest ROC-AUC of scores (..., n, C) for labels (n,) in [0, C) (-1: none; or
+    labels (..., n), one set per leading index), over the classes that have both positives and
+    negatives: (...)."""
     num = scores.shape[-2]
     order = scores.argsort(-2)
     ordered = scores.gather(-2, order)
@@ -61,14 +62,14 @@ def explicitness(codes: torch.Tensor, factors: torch.Tensor, test_codes: torch.T
     deviation = torch.where(deviation > 0, deviation, 1.0)
     codes, test_codes = (codes - mean) / deviation, (test_codes - mean) / deviation
     varies = varying_factor_mask(factors)
-    train_scores, test_scores = [], []
-    for factor, test_factor in zip(factors[:, varies].unbind(-1), test_factors[:, varies].unbind(-1)):
-        classes, labels, test_labels = labels_against(factor.to(codes.device), test_factor.to(codes.device))
-        train_logits, test_logits = logistic_regression_logits(codes, labels, len(classes), [codes, test_codes],
-                                                               mode=mode, seed=seed)
-        train_scores.append(mean_roc_auc(train_logits.softmax(-1), labels))
-        test_scores.append(mean_roc_auc(test_logits.softmax(-1), test_labels))
-    return torch.stack(train_scores, -1).mean(-1), torch.stack(test_scores, -1).mean(-1)
+    classes, labels, test_labels = zip(*(labels_against(factor.to(codes.device), test_factor.to(codes.device))
+                                         for factor, test_factor in zip(factors[:, varies].T, test_factors[:, varies].T)))
+    labels, test_labels = torch.stack(labels), torch.stack(test_labels)
+    # One fit for all factors: the classifiers share the codes, so `fast` solves them together.
+    train_logits, test_logits = logistic_regression_logits(codes, labels, [len(values) for values in classes],
+                                                           [codes, test_codes], mode=mode, seed=seed)
+    return (mean_roc_auc(train_logits.softmax(-1), labels).mean(-1),
+            mean_roc_auc(test_logits.softmax(-1), test_labels).mean(-1))
 
 
 class ModularityExplicitness(SampledMetric):
