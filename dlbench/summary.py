@@ -44,6 +44,14 @@ def scalar_scores(record: dict[str, Any]) -> dict[str, np.ndarray]:
     return scores
 
 
+def _mean_of_known(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over `axis` of the entries that are not NaN (unknown); NaN where none is known."""
+    known = ~np.isnan(values)
+    counts = known.sum(axis)
+    totals = np.where(known, values, 0.0).sum(axis)
+    return np.divide(totals, counts, out=np.full(counts.shape, np.nan), where=counts > 0)
+
+
 def summarize(record: dict[str, Any], columns: list[str] | None = None) -> str:
     """One row per setting (solution axes other than the replicate axis), means over replicates."""
     axes = record.get("solution_axes") or {}
@@ -55,7 +63,7 @@ def summarize(record: dict[str, Any], columns: list[str] | None = None) -> str:
     names = list(axes)
     if REPLICATE_AXIS in names:
         position = names.index(REPLICATE_AXIS)
-        scores = {k: np.nanmean(v, axis=position) for k, v in scores.items()}
+        scores = {k: _mean_of_known(v, axis=position) for k, v in scores.items()}
         names.pop(position)
     labels = [axes[name] for name in names]
     rows = []

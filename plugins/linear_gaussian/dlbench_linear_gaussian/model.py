@@ -153,7 +153,22 @@ class LinearGaussianVAE:
         scores["stopped"] = flat["stopped"]
         scores["no_minimiser"] = flat["no_minimiser"]
         scores["converged"] = flat["stopped"] & ~flat["no_minimiser"]
-        return {k: v.reshape(self.solution_shape) for k, v in scores.items()}
+        scores = {k: v.reshape(self.solution_shape) for k, v in scores.items()}
+        scores["b_norm_ratio"] = self._last_contraction()
+        return scores
+
+    def _last_contraction(self) -> torch.Tensor:
+        """‖B_T‖₂ / ‖B_{T−1}‖₂ over the last two fixed-point iterations of each start: 1/β where
+        the encoder collapses, 1 at an informative fixed point. NaN for AdamW, whose trajectory
+        is sampled every adamw_record_every steps, and for starts with a single iteration."""
+        trajectory = self.solution["b_norm_trajectory"].double()
+        recorded = (~trajectory.isnan()).sum(-1, keepdim=True)
+        last = trajectory.gather(-1, (recorded - 1).clamp(min=0)).squeeze(-1)
+        previous = trajectory.gather(-1, (recorded - 2).clamp(min=0)).squeeze(-1)
+        ratio = torch.where(recorded.squeeze(-1) >= 2, last / previous, float("nan"))
+        is_fixed_point = torch.tensor([s == "fixed_point" for s in self.solvers],
+                                      device=ratio.device)
+        return torch.where(is_fixed_point.view(-1, 1, 1, 1), ratio, float("nan"))
 
     def representation(self, observations: torch.Tensor) -> torch.Tensor:
         """The encoder mean X = B Y of every solution: (*solution_shape, num, m)."""

@@ -148,3 +148,27 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ(fitted, tmp_path):
     other, _ = _fit(tmp_path / "other", seed=1)
     for solver in range(2):
         assert not torch.equal(other.solution["B"][solver], model.solution["B"][solver])
+
+
+def test_b_norm_ratio_reports_the_contraction(tmp_path):
+    """The record's b_norm_ratio is the last fixed-point step's ‖B‖₂ ratio: 1/β in collapsed
+    (λ = 0) cells, about 1 in informative ones, NaN for AdamW."""
+    from dlbench_linear_gaussian.instance import linear_gaussian
+    from dlbench_linear_gaussian.model import linear_gaussian_vae
+
+    dataset = linear_gaussian(n=10, s=2, seed=3)
+    model = linear_gaussian_vae(betas=[4, 16], lambdas=[0, 2], solvers=["fixed_point", "adamw"],
+                                num_starts=2, num_latent=3, max_half_steps=4000,
+                                adamw_iterations=20)
+    model.fit(dataset, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False)
+    ratio = model.exact_metrics()["b_norm_ratio"]
+    assert ratio.shape == (2, 2, 2, 2)
+    for b, beta in enumerate([4.0, 16.0]):
+        trajectory = model.solution["b_norm_trajectory"][0, b, 0].double()
+        for start in range(2):
+            finite = trajectory[start][~trajectory[start].isnan()]
+            assert ratio[0, b, 0, start].item() == finite[-1].item() / finite[-2].item()
+        torch.testing.assert_close(ratio[0, b, 0], torch.full((2,), 1 / beta, dtype=torch.float64),
+                                   rtol=1e-3, atol=0)
+        assert ((ratio[0, b, 1] - 1).abs() < 1e-3).all()
+    assert ratio[1].isnan().all()
