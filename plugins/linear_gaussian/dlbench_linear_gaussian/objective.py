@@ -50,17 +50,23 @@ def loss_terms(A, B, sigma_z, sigma_w, sigma_y, beta, lam) -> dict[str, torch.Te
     return loss_and_gradients(A, B, sigma_z, sigma_w, sigma_y, beta, lam, with_gradients=False)[0]
 
 
-def loss_and_gradients(A, B, sigma_z, sigma_w, sigma_y, beta, lam, with_gradients=True):
+def loss_and_gradients(A, B, sigma_z, sigma_w, sigma_y, beta, lam, with_gradients=True,
+                       cholesky_factors=None):
     """The loss terms and, in closed form, ∂L/∂A, ∂L/∂B and the symmetric ∂L/∂Σ_Z, ∂L/∂Σ_W,
     sharing one factorisation of each covariance. With P = Σ_Z⁻¹ and M = P + 2λI:
     ∂L/∂A = M(AΣ_X − Σ_Y Bᵀ), ∂L/∂B = AᵀM(AB − I)Σ_Y + βBΣ_Y, ∂L/∂Σ_Z = ½(P − PRP),
-    ∂L/∂Σ_W = ½AᵀMA + ½β(I − Σ_W⁻¹)."""
+    ∂L/∂Σ_W = ½AᵀMA + ½β(I − Σ_W⁻¹).
+
+    Given cholesky_factors = (L_Z, L_W) with Σ = LLᵀ + const·I, the gradients for L_Z and L_W,
+    2 (∂L/∂Σ) L, come instead of those for Σ_Z and Σ_W; for L_Z as PL − P(R(PL)), which never
+    forms PRP."""
     n, m = A.shape[-2], A.shape[-1]
-    # R = Σ_Y − A C − (A C)ᵀ + A Σ_X Aᵀ with C = B Σ_Y: O(n²m) instead of two n×n products.
-    b_sigma_y = B @ sigma_y
-    sigma_x = b_sigma_y @ B.mT + sigma_w
-    cross = A @ b_sigma_y
-    r = sigma_y - cross - cross.mT + A @ sigma_x @ A.mT
+    c = B @ sigma_y
+    sigma_x = c @ B.mT + sigma_w
+    # R = Σ_Y − AC − (AC)ᵀ + AΣ_XAᵀ = Σ_Y + AD + (AD)ᵀ with D = ½Σ_XAᵀ − C: one product
+    # [A, Dᵀ] [D; Aᵀ] of inner size 2m, and no n×n transposes.
+    half_d = 0.5 * sigma_x @ A.mT - c
+    r = torch.baddbmm(sigma_y, torch.cat([A, half_d.mT], -1), torch.cat([half_d, A.mT], -2))
     z_cholesky = torch.linalg.cholesky(sigma_z)
     w_cholesky = torch.linalg.cholesky(sigma_w)
     precision_z = torch.cholesky_inverse(z_cholesky)
@@ -71,16 +77,25 @@ def loss_and_gradients(A, B, sigma_z, sigma_w, sigma_y, beta, lam, with_gradient
     terms = {"nll": nll, "kl": kl, "trace_r": trace_r, "loss": nll + beta * kl + lam * trace_r}
     if not with_gradients:
         return terms, None
-    weight_a = precision_z @ A + 2 * lam[:, None, None] * A  # M A, so Aᵀ M = (M A)ᵀ
+    two_lam = 2 * lam[:, None, None]
+    weight_a = precision_z @ A + two_lam * A  # M A, so Aᵀ M = (M A)ᵀ
     beta = beta[:, None, None]
+    residual_a = A @ sigma_x - c.mT
+    sigma_w_gradient = 0.5 * weight_a.mT @ A + 0.5 * beta * (
+        _eye(m, A) - torch.cholesky_inverse(w_cholesky))
     grads = {
-        "A": precision_z @ (A @ sigma_x - b_sigma_y.mT)
-        + 2 * lam[:, None, None] * (A @ sigma_x - b_sigma_y.mT),
-        "B": weight_a.mT @ (A @ b_sigma_y - sigma_y) + beta * b_sigma_y,
-        "sigma_z": 0.5 * (precision_z - precision_z @ r @ precision_z),
-        "sigma_w": 0.5 * weight_a.mT @ A
-        + 0.5 * beta * (_eye(m, A) - torch.cholesky_inverse(w_cholesky)),
+        "A": precision_z @ residual_a + two_lam * residual_a,
+        # AᵀM(AB − I)Σ_Y = ((MA)ᵀA) C − (MA)ᵀΣ_Y, without the n×n product A C
+        "B": (weight_a.mT @ A) @ c - weight_a.mT @ sigma_y + beta * c,
     }
+    if cholesky_factors is None:
+        grads["sigma_z"] = 0.5 * (precision_z - precision_z @ r @ precision_z)
+        grads["sigma_w"] = sigma_w_gradient
+    else:
+        factor_z, factor_w = cholesky_factors
+        p_factor = precision_z @ factor_z
+        grads["L_Z"] = p_factor - precision_z @ (r @ p_factor)
+        grads["L_W"] = 2 * sigma_w_gradient @ factor_w
     return terms, grads
 
 

@@ -204,6 +204,7 @@ def adamw(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, A: torch.Te
     params = [t.clone() for t in (A, B, L_Z, L_W)]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=weight_decay)
+    jitter_n, jitter_m = JITTER * identity_n, JITTER * identity_m
     num = A.shape[0]
     state = {
         "next_step": torch.tensor(0),
@@ -220,10 +221,11 @@ def adamw(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, A: torch.Te
     for step in tqdm(range(first_step, iterations + 1), desc="adamw", disable=not progress,
                      leave=False, initial=first_step, total=iterations + 1):
         A_t, B_t, L_Z_t, L_W_t = params
-        sigma_z = L_Z_t @ L_Z_t.mT + JITTER * identity_n
-        sigma_w = L_W_t @ L_W_t.mT + JITTER * identity_m
+        sigma_z = torch.baddbmm(jitter_n, L_Z_t, L_Z_t.mT)
+        sigma_w = torch.baddbmm(jitter_m, L_W_t, L_W_t.mT)
         terms, grads = loss_and_gradients(A_t, B_t, sigma_z, sigma_w, sigma_y, beta, lam,
-                                          with_gradients=step < iterations)
+                                          with_gradients=step < iterations,
+                                          cholesky_factors=(L_Z_t, L_W_t))
         improved = terms["loss"] < state["best_loss"]
         state["best_loss"] = torch.where(improved, terms["loss"], state["best_loss"])
         for name, value in (("A", A_t), ("B", B_t), ("sigma_z", sigma_z), ("sigma_w", sigma_w)):
@@ -235,17 +237,14 @@ def adamw(instance: Instance, beta: torch.Tensor, lam: torch.Tensor, A: torch.Te
             trajectory.append(spectral_norm(B_t).float())
         if step == iterations:  # the last iterate is scored, not stepped from
             break
-        # Σ = LLᵀ: ∂L/∂L = (G + Gᵀ) L = 2 G L for the symmetric gradient G.
-        param_grads = [grads["A"], grads["B"], 2 * grads["sigma_z"] @ L_Z_t,
-                       2 * grads["sigma_w"] @ L_W_t]
+        param_grads = [grads["A"], grads["B"], grads["L_Z"], grads["L_W"]]
         _clip_per_solution(param_grads[:2], clip_norms[0])
         _clip_per_solution(param_grads[2:], clip_norms[1])
         for param, grad in zip(params, param_grads):
             param.grad = grad
         optimizer.step()
-        with torch.no_grad():
-            params[2].copy_(torch.tril(params[2]))
-            params[3].copy_(torch.tril(params[3]))
+        params[2].tril_()
+        params[3].tril_()
         if checkpointer is not None and checkpointer.due():
             state["next_step"] = torch.tensor(step + 1)
             state["trajectory"] = torch.stack(trajectory, dim=1)
@@ -279,8 +278,8 @@ def _restore_adamw(saved, params, optimizer) -> dict[str, torch.Tensor]:
     for index, param in enumerate(params):
         with torch.no_grad():
             param.copy_(state.pop(f"param_{index}"))
-        # torch keeps a non-capturable AdamW's step counts on the CPU.
         optimizer.state[param] = {key: state.pop(f"adam_{index}_{key}").clone()
                                   for key in ADAM_STATE_KEYS}
+        # torch keeps a non-capturable AdamW's step counts on the CPU.
         optimizer.state[param]["step"] = optimizer.state[param]["step"].cpu()
     return state
