@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlbench_linear_gaussian import objective
+from dlbench_linear_gaussian import objective, solvers
 from dlbench_linear_gaussian.instance import Instance
 from lg_test_helpers import (autograd_gradients, brute_force_matching, brute_force_scores,
                              dense_loss_np, dense_loss_torch, instance_arrays, random_spd_np)
@@ -161,3 +161,29 @@ def test_mutual_information_matrix_is_the_gaussian_formula():
         joint = scipy.stats.multivariate_normal(cov=[[1.0, r], [r, 1.0]]).entropy()
         marginal = scipy.stats.norm().entropy()
         assert value == pytest.approx(2 * marginal - joint, rel=1e-10, abs=1e-14)
+
+
+def test_cholesky_factor_gradients_equal_autograd_through_the_factor(instance):
+    """With Σ = LLᵀ + εI, the gradients for L_Z and L_W that AdamW steps on equal autograd of
+    the dense loss through L (the loss terms are unchanged by asking for them)."""
+    A, B, L_Z, L_W = solvers.adamw_starts(3, 3, instance.n, torch.Generator().manual_seed(5))
+    beta = torch.tensor([1.0, 4.0, 8.0], dtype=torch.float64)
+    lam = torch.tensor([0.0, 2.0, 6.0], dtype=torch.float64)
+
+    def covariances(L_Z, L_W):
+        return (L_Z @ L_Z.mT + solvers.JITTER * torch.eye(instance.n, dtype=torch.float64),
+                L_W @ L_W.mT + solvers.JITTER * torch.eye(3, dtype=torch.float64))
+
+    terms, grads = objective.loss_and_gradients(A, B, *covariances(L_Z, L_W), instance.sigma_y,
+                                                beta, lam, cholesky_factors=(L_Z, L_W))
+    plain_terms, _ = objective.loss_and_gradients(A, B, *covariances(L_Z, L_W),
+                                                  instance.sigma_y, beta, lam)
+    torch.testing.assert_close(terms["loss"], plain_terms["loss"], rtol=0, atol=0)
+    for p in range(3):
+        factors = [L_Z[p].clone().requires_grad_(True), L_W[p].clone().requires_grad_(True)]
+        sigma_z, sigma_w = covariances(*factors)
+        loss = dense_loss_torch(A[p], B[p], sigma_z, sigma_w, instance.sigma_y, beta[p].item(),
+                                lam[p].item())
+        expected = torch.autograd.grad(loss, factors)
+        torch.testing.assert_close(grads["L_Z"][p], expected[0], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(grads["L_W"][p], expected[1], rtol=1e-9, atol=1e-9)
