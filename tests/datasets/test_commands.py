@@ -1,6 +1,5 @@
 import json
 
-import pytest
 
 from dlbench.datasets import dsprites, fixtures
 
