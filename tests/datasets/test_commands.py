@@ -1,6 +1,5 @@
 import json
 
-
 from dlbench.datasets import dsprites, fixtures
 
 from dataset_test_helpers import leftover_caches

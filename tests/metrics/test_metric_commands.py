@@ -1,6 +1,5 @@
 import argparse
 
-
 from dlbench.metrics import commands
 from dlbench.records import SCHEMA, read_record, write_record
 
