@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from dlbench.metrics.base import check_count, finite_codes, per_solution, varying_factors
+from dlbench.metrics.base import finite_codes, per_solution, varying_factors
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 from dlbench.metrics.mutual_info import code_factor_mutual_info
-from dlbench.metrics.sampling import SampledMetric, Split, factor_details
+from dlbench.metrics.sampling import BinnedMetric, Split, factor_details
 
 
 def _matched_information(mutual_info: torch.Tensor) -> tuple[torch.Tensor]:
@@ -26,15 +26,11 @@ def mi_matching(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = DEFA
     return per_solution(_matched_information, (mutual_info,))[0]
 
 
-class MIMatching(SampledMetric):
+class MIMatching(BinnedMetric):
     """I_m: total MI of the best one-to-one matching of codes to factors (nats)."""
 
     name = "i_m"
 
-    def __init__(self, protocol: str = "paper", num_train: int = 10000, num_bins: int = DEFAULT_NUM_BINS,
-                 random_seed: int | None = None):
-        super().__init__(protocol=protocol, num_train=num_train, num_test=None, random_seed=random_seed)
-        self.num_bins = check_count("i_m.num_bins", num_bins, minimum=2)
 
     def score(self, train: Split, test: Split | None, seed: int):
         return ({"i_m": mi_matching(train.codes, train.factors, self.num_bins)},

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from dlbench.metrics.base import check_count, finite_codes, varying_factors
+from dlbench.metrics.base import finite_codes, varying_factors
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 from dlbench.metrics.mutual_info import factor_information
-from dlbench.metrics.sampling import SampledMetric, Split, factor_details
+from dlbench.metrics.sampling import BinnedMetric, Split, factor_details
 
 
 def top_two_gap(scores: torch.Tensor) -> torch.Tensor:
@@ -25,15 +25,11 @@ def mig(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = DEFAULT_NUM_
     return (top_two_gap(mutual_info) / entropy).mean(-1)
 
 
-class MIG(SampledMetric):
+class MIG(BinnedMetric):
     """Mutual Information Gap: normalised gap between the two codes most informative of each factor."""
 
     name = "mig"
 
-    def __init__(self, protocol: str = "paper", num_train: int = 10000, num_bins: int = DEFAULT_NUM_BINS,
-                 random_seed: int | None = None):
-        super().__init__(protocol=protocol, num_train=num_train, num_test=None, random_seed=random_seed)
-        self.num_bins = check_count("mig.num_bins", num_bins, minimum=2)
 
     def score(self, train: Split, test: Split | None, seed: int):
         return ({"mig": mig(train.codes, train.factors, self.num_bins)},

@@ -19,6 +19,7 @@ from dlbench.errors import ConfigError, DataError
 from dlbench.interfaces import DiscreteGroundTruthDataset, GroundTruthDataset, Model
 from dlbench.metrics.base import (check_choice, check_count, constant_factors, json_scores,
                                   metric_generator, provenance)
+from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 
 PROTOCOLS = ("paper", "dlib")
 # Observations go through the model this many at a time, so memory does not scale with the sample.
@@ -113,6 +114,16 @@ class SampledMetric(abc.ABC):
         return {**json_scores(scores),
                 "provenance": provenance(metric=self.name, protocol=self.protocol, seed=seed,
                                          **sample_counts, **details)}
+
+
+class BinnedMetric(SampledMetric):
+    """A metric of histogram-discretised codes on one train split; `num_bins` per code."""
+
+    def __init__(self, protocol: str = "paper", num_train: int = 10000,
+                 num_bins: int = DEFAULT_NUM_BINS, random_seed: int | None = None):
+        super().__init__(protocol=protocol, num_train=num_train, num_test=None,
+                         random_seed=random_seed)
+        self.num_bins = check_count(f"{self.name}.num_bins", num_bins, minimum=2)
 
 
 def factor_details(factors: torch.Tensor, num_bins: int | None = None) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from dlbench.interfaces import Model, PosteriorModel
-from dlbench.metrics.base import check_count, finite_codes
+from dlbench.metrics.base import finite_codes
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS, histogram_bins
 from dlbench.metrics.mutual_info import mutual_info_from_labels
-from dlbench.metrics.sampling import Encoder, SampledMetric, Split
+from dlbench.metrics.sampling import BinnedMetric, Encoder, Split
 
 ACTIVE_VARIANCE = 0.01
 
@@ -58,16 +58,11 @@ def kl_per_latent(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tenso
     return 0.5 * (mean.square() + log_variance.exp() - log_variance - 1).mean(-2)
 
 
-class Unsupervised(SampledMetric):
+class Unsupervised(BinnedMetric):
     """Scores of the codes alone: Gaussian total correlation, mean pairwise MI, active units, KL."""
 
     name = "unsupervised"
-
-    def __init__(self, protocol: str = "paper", num_train: int = 10000, num_bins: int = DEFAULT_NUM_BINS,
-                 random_seed: int | None = None):
-        super().__init__(protocol=protocol, num_train=num_train, num_test=None, random_seed=random_seed)
-        self.num_bins = check_count("unsupervised.num_bins", num_bins, minimum=2)
-        self.has_posterior = False
+    has_posterior = False  # set by encoder() for the model being scored
 
     def encoder(self, model: Model) -> Encoder:
         self.has_posterior = isinstance(model, PosteriorModel)
