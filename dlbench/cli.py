@@ -71,13 +71,14 @@ def _configurable_rows(pattern: str) -> list[list[str]]:
     plugins = get_plugins()
     factories = [(name, "core", function) for name, function in CORE_CONFIGURABLES.items()]
     for kind in CONFIGURABLE_KINDS:
-        factories += [(r.name, kind.rstrip("s"), r.factory) for r in plugins.registries[kind].entries()]
+        factories += [(r.name, kind.rstrip("s"), r.provided)
+                      for r in plugins.registries[kind].entries()]
     rows = []
     for name, kind, factory in sorted(factories, key=lambda entry: entry[0]):
         if not fnmatch.fnmatchcase(name, pattern):
             continue
-        target = getattr(factory, "__wrapped__", factory)
-        for parameter in inspect.signature(target).parameters.values():
+        core_function = getattr(factory, "__wrapped__", factory)  # under gin's decorator
+        for parameter in inspect.signature(core_function).parameters.values():
             # source and device are passed by the core, not bound in gin
             passed_by_core = kind == "dataset" and parameter.name in ("source", "device")
             if passed_by_core or parameter.kind in (parameter.VAR_POSITIONAL,

@@ -49,12 +49,13 @@ class PluginInfo:
 class Registration:
     name: str
     kind: str
-    factory: Callable
+    factory: Callable  # what to call: gin-configured for models, datasets and metrics
     plugin: str
+    provided: Callable  # what the plugin registered, for its signature and docstring
 
     @property
     def doc(self) -> str:
-        return (inspect.getdoc(self.factory) or "").split("\n", 1)[0]
+        return (inspect.getdoc(self.provided) or "").split("\n", 1)[0]
 
 
 class Registry:
@@ -171,9 +172,10 @@ class Plugins:
                                 f"{other_plugin!r} ({other_kind}) and plugin {impl.plugin_name!r}; "
                                 f"uninstall one of them")
                         owners[name] = (kind, impl.plugin_name)
-                    if kind in CONFIGURABLE_KINDS:
-                        factory = _gin_configurable(name, factory)
-                    self.registries[kind].add(Registration(name, kind, factory, impl.plugin_name))
+                    configured = _gin_configurable(name, factory) \
+                        if kind in CONFIGURABLE_KINDS else factory
+                    self.registries[kind].add(
+                        Registration(name, kind, configured, impl.plugin_name, factory))
                     by_name[impl.plugin_name].provides.setdefault(kind, []).append(name)
 
 

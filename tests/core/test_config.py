@@ -85,3 +85,14 @@ def test_wrong_values_name_the_binding_and_write_nothing(tmp_path, capsys, tiny_
 def test_check_binding_message_names_value_and_accepted():
     with pytest.raises(ConfigError, match=r"vae.beta = -2 is not accepted; expected a number > 0"):
         config.check_binding(False, "vae.beta", -2, "a number > 0")
+
+
+def test_configurables_table_lists_every_kind_with_defaults(capsys):
+    assert main(["list", "configurables"]) == 0
+    table = capsys.readouterr().out
+    for binding, default in [("dataset.source", "'auto'"), ("model.name", "REQUIRED"),
+                             ("mig.num_bins", "20"), ("sap_score.mode", "'reference'"),
+                             ("linear_gaussian.n", "100"),
+                             ("linear_gaussian_vae.num_starts", "50")]:
+        row = next(line for line in table.splitlines() if line.split()[0] == binding)
+        assert row.split()[-1] == default, row
