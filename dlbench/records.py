@@ -65,12 +65,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def write_record(run_dir: Path, record: Mapping[str, Any]) -> None:
+def write_record(run_dir: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the record atomically; return it as written (plain JSON values)."""
     missing = [f for f in REQUIRED_FIELDS if f not in record]
     if missing:
         raise ValueError(f"run record lacks {missing}")
-    text = json.dumps(to_jsonable(record), indent=1, allow_nan=False)
-    atomic_write_text(Path(run_dir) / RECORD_FILE, text + "\n")
+    written = to_jsonable(record)
+    atomic_write_text(Path(run_dir) / RECORD_FILE,
+                      json.dumps(written, indent=1, allow_nan=False) + "\n")
+    return written
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:

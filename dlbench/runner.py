@@ -175,12 +175,12 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         "operative_config": operative_config,
         "files": [records.STATE_FILE, records.CONFIG_FILE],
     }
-    records.write_record(work_dir, record)
+    written = records.write_record(work_dir, record)
     shutil.rmtree(checkpoint_dir)  # only for resuming; state.npz holds the result
     if final_dir.exists():  # a leftover without a record: never a finished run, safe to replace
         shutil.rmtree(final_dir)
     work_dir.rename(final_dir)
-    return RunResult(final_dir, records.read_record(final_dir), reused=False)
+    return RunResult(final_dir, written, reused=False)
 
 
 def load_run(run_dir: str | Path, device: str = "auto", bindings: Sequence[str] = ()

@@ -32,13 +32,13 @@ class Instance:
     def s(self) -> int:
         return self.gamma.shape[1]
 
-    @property
+    @functools.cached_property
     def sigma_y(self) -> torch.Tensor:
         """Σ_Y = Γ Σ_V Γᵀ + σ² I."""
         identity = torch.eye(self.n, dtype=self.gamma.dtype, device=self.gamma.device)
         return self.gamma @ self.sigma_v @ self.gamma.T + self.noise_var * identity
 
-    @property
+    @functools.cached_property
     def cov_y_v(self) -> torch.Tensor:
         """Cov(Y, V) = Γ Σ_V."""
         return self.gamma @ self.sigma_v
