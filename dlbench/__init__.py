@@ -8,9 +8,10 @@ from dlbench.config import check_binding
 from dlbench.errors import (ConfigError, DataError, DlbenchError, DuplicateNameError, RecordError,
                             UnknownNameError)
 from dlbench.hookspecs import hookimpl
-from dlbench.records import atomic_write, load_state, save_state
 from dlbench.interfaces import (DiscreteGroundTruthDataset, ExactMetricsModel, GroundTruthDataset,
                                 Metric, Model, PosteriorModel)
+from dlbench.metrics.mi_matching import matched_information
+from dlbench.records import atomic_write, load_state, save_state
 
 try:
     __version__ = version("dlbench")
@@ -21,5 +22,5 @@ __all__ = [
     "ConfigError", "DataError", "DiscreteGroundTruthDataset", "DlbenchError",
     "DuplicateNameError", "ExactMetricsModel", "GroundTruthDataset", "Metric", "Model", "PosteriorModel",
     "RecordError", "UnknownNameError", "atomic_write", "check_binding", "hookimpl", "load_state",
-    "save_state", "__version__",
+    "matched_information", "save_state", "__version__",
 ]

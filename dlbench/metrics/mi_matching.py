@@ -8,22 +8,28 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from dlbench.metrics.base import finite_codes, per_solution, varying_factors
+from dlbench.metrics.base import finite_codes, varying_factors
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 from dlbench.metrics.mutual_info import code_factor_mutual_info
 from dlbench.metrics.sampling import BinnedMetric, Split, factor_details
 
 
-def _matched_information(mutual_info: torch.Tensor) -> tuple[torch.Tensor]:
-    rows, columns = linear_sum_assignment(mutual_info.cpu().numpy(), maximize=True)
-    return (mutual_info[rows, columns].sum(),)
+def matched_information(mutual_info: torch.Tensor) -> torch.Tensor:
+    """Total weight of the maximum-weight one-to-one matching of rows to columns of each matrix
+    (..., d, K), by scipy's Hungarian algorithm: one small assignment problem per matrix, all
+    moved to the host in one transfer."""
+    matrices = mutual_info.detach().reshape(-1, *mutual_info.shape[-2:]).cpu().numpy()
+    totals = torch.empty(len(matrices), dtype=torch.float64)
+    for index, matrix in enumerate(matrices):
+        rows, columns = linear_sum_assignment(matrix, maximize=True)
+        totals[index] = float(matrix[rows, columns].sum())
+    return totals.reshape(mutual_info.shape[:-2]).to(mutual_info.device)
 
 
 def mi_matching(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = DEFAULT_NUM_BINS) -> torch.Tensor:
     """I_m (...) for codes (..., N, d) and factors (N, K)."""
     mutual_info = code_factor_mutual_info(finite_codes(codes), varying_factors(factors), num_bins)
-    # The matrices are d x K: a loop over solutions, never over samples.
-    return per_solution(_matched_information, (mutual_info,))[0]
+    return matched_information(mutual_info)
 
 
 class MIMatching(BinnedMetric):

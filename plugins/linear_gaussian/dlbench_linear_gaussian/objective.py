@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
+from dlbench import matched_information
 from dlbench_linear_gaussian.instance import Instance
 
 
@@ -124,17 +124,6 @@ def mutual_information_matrix(rho2: torch.Tensor) -> torch.Tensor:
     return -0.5 * torch.log1p(-rho2.clamp(max=1.0))
 
 
-def matched_information(mutual_information: torch.Tensor) -> torch.Tensor:
-    """I_m: the maximum-weight one-to-one matching of latents to factors (Hungarian algorithm on
-    each rectangular m×s matrix), summed over the s matched pairs; nats, not normalised."""
-    matrices = mutual_information.detach().cpu().numpy()
-    totals = np.empty(matrices.shape[0])
-    for index, matrix in enumerate(matrices):  # one tiny assignment problem per solution
-        rows, columns = linear_sum_assignment(matrix, maximize=True)
-        totals[index] = matrix[rows, columns].sum()
-    return torch.from_numpy(totals).to(mutual_information.device)
-
-
 def exact_metrics(A, B, sigma_z, sigma_w, instance: Instance, beta, lam) -> dict[str, torch.Tensor]:
     """Every closed-form score of a batch of solutions, each of shape (P,)."""
     sigma_y = instance.sigma_y
@@ -147,6 +136,7 @@ def exact_metrics(A, B, sigma_z, sigma_w, instance: Instance, beta, lam) -> dict
         "kl": terms["kl"],
         "loss": terms["loss"],
         "sap": sap_from_correlations(rho2),
+        # I_m: Hungarian matching of latents to factors, summed over the s pairs (nats)
         "i_m": matched_information(mutual_information),
         "mutual_info_xy": 0.5 * (_logdet_spd(sigma_x) - _logdet_spd(sigma_w)),
         "b_norm": spectral_norm(B),
