@@ -5,11 +5,16 @@ Plugin authors need only the names exported here and the hooks in `dlbench.hooks
 from importlib.metadata import PackageNotFoundError, version
 
 from dlbench.config import check_binding
-from dlbench.errors import (ConfigError, DataError, DlbenchError, DuplicateNameError, RecordError,
-                            UnknownNameError)
+from dlbench.errors import ConfigError, DataError, DlbenchError, DuplicateNameError, RecordError, UnknownNameError
 from dlbench.hookspecs import hookimpl
-from dlbench.interfaces import (DiscreteGroundTruthDataset, ExactMetricsModel, GroundTruthDataset,
-                                Metric, Model, PosteriorModel)
+from dlbench.interfaces import (
+    DiscreteGroundTruthDataset,
+    ExactMetricsModel,
+    GroundTruthDataset,
+    Metric,
+    Model,
+    PosteriorModel,
+)
 from dlbench.metrics.mi_matching import matched_information
 from dlbench.records import atomic_write, load_state, save_state
 

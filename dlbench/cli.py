@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Sequence
 
 import gin
-
 from dlbench import __version__
 from dlbench.errors import DlbenchError
 

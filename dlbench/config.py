@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import gin
-
 from dlbench.errors import ConfigError
 
 # gin appends "(file.gin, line N)" to syntax errors; the location is printed in front instead.

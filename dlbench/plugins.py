@@ -14,9 +14,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-import gin
 import pluggy
 
+import gin
 from dlbench import hookspecs
 from dlbench.errors import DuplicateNameError, UnknownNameError
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import gin
 import torch
 
+import gin
 from dlbench import config, records
 from dlbench.errors import ConfigError
 from dlbench.interfaces import ExactMetricsModel, GroundTruthDataset, Model

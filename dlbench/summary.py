@@ -67,7 +67,7 @@ def summarize(record: dict[str, Any], columns: list[str] | None = None) -> str:
         names.pop(position)
     labels = [axes[name] for name in names]
     rows = []
-    for index in itertools.product(*(range(len(l)) for l in labels)):
+    for index in itertools.product(*(range(len(axis_labels)) for axis_labels in labels)):
         setting = [labels[axis][i] for axis, i in enumerate(index)]
         rows.append(setting + [float(v[index]) for v in scores.values()])
     return format_table(names + list(scores), rows)

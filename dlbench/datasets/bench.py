@@ -16,7 +16,6 @@ import torch
 from dlbench.datasets import dsprites, fixtures, mpi3d, shapes3d
 from dlbench.datasets.files import resolve_data_dir
 
-
 OFFICIAL = {"dsprites": (dsprites.dsprites, dsprites.NPZ_NAME),
             "shapes3d": (shapes3d.shapes3d, shapes3d.FILE_NAME),
             "mpi3d_real": (mpi3d.FACTORIES["mpi3d_real"], "mpi3d_real.npz")}

@@ -126,7 +126,8 @@ def bench(quick: bool = False) -> list[dict[str, Any]]:
     factors, test_factors = _factors(num_train, rng), _factors(num_test, rng)
     codes, test_codes = _codes(factors, mixing, rng), _codes(test_factors, mixing, rng)
     split = tuple(map(torch.from_numpy, (codes, factors, test_codes, test_factors)))
-    fixed, eval_fixed = rng.integers(0, len(FACTOR_SIZES), num_votes), rng.integers(0, len(FACTOR_SIZES), num_eval_votes)
+    fixed = rng.integers(0, len(FACTOR_SIZES), num_votes)
+    eval_fixed = rng.integers(0, len(FACTOR_SIZES), num_eval_votes)
     batches = [_codes(_factors(num * BATCH_SIZE, rng).reshape(num, BATCH_SIZE, -1), mixing, rng)
                for num in (num_votes, num_eval_votes, num_votes, num_eval_votes)]
     global_variance = np.var(codes, axis=0, ddof=1)
@@ -154,7 +155,8 @@ def bench(quick: bool = False) -> list[dict[str, Any]]:
                                                                             batches[1], eval_fixed)),
         ("sap_score (fast)", lambda: sap(*split, mode="fast"),
          lambda: _baseline_sap(codes, factors, test_codes, test_factors)),
-        ("dci (fast)", lambda: dci(*split, mode="fast"), lambda: _baseline_dci(codes, factors, test_codes, test_factors)),
+        ("dci (fast)", lambda: dci(*split, mode="fast"),
+         lambda: _baseline_dci(codes, factors, test_codes, test_factors)),
     ]
     for mode in ("reference", "fast"):
         cases += [

@@ -13,7 +13,15 @@ from typing import Any
 import torch
 
 from dlbench.interfaces import GroundTruthDataset, Model
-from dlbench.metrics.base import MODES, check_choice, check_count, finite_codes, json_scores, metric_generator, provenance
+from dlbench.metrics.base import (
+    MODES,
+    check_choice,
+    check_count,
+    finite_codes,
+    json_scores,
+    metric_generator,
+    provenance,
+)
 from dlbench.metrics.classifiers import accuracy, logistic_regression_logits
 from dlbench.metrics.discretize import labels_against
 from dlbench.metrics.sampling import SUPERVISED_ALTERNATIVE, check_protocol, encode_factors, require_discrete_dataset

@@ -24,8 +24,16 @@ import numpy as np
 import torch
 from sklearn.ensemble import GradientBoostingClassifier
 
-from dlbench.metrics.base import (MODES, check_choice, check_count, estimator_seed, finite_codes, per_solution,
-                                  require_discrete_factors, varying_factor_mask)
+from dlbench.metrics.base import (
+    MODES,
+    check_choice,
+    check_count,
+    estimator_seed,
+    finite_codes,
+    per_solution,
+    require_discrete_factors,
+    varying_factor_mask,
+)
 from dlbench.metrics.discretize import labels_against
 from dlbench.metrics.sampling import SampledMetric, Split, factor_details
 
@@ -100,15 +108,18 @@ def _boost(bins: torch.Tensor, test_bins: torch.Tensor, labels: torch.Tensor, nu
         probabilities = torch.sigmoid(logits) if binary else torch.softmax(logits, -1)
         residual = (targets - probabilities).T.contiguous()  # (T, N)
         hessian = (probabilities * (1 - probabilities)).T
-        node, test_node = torch.zeros_like(residual, dtype=torch.long), torch.zeros(num_trees, len(test_bins), dtype=torch.long, device=device)
+        node = torch.zeros_like(residual, dtype=torch.long)
+        test_node = torch.zeros(num_trees, len(test_bins), dtype=torch.long, device=device)
         for depth in range(MAX_DEPTH):
             num_nodes = 2 ** depth
             # Residual sums and counts per (tree, node, code, bin): one bincount each.
-            cell = (((tree_offsets * num_nodes + node).unsqueeze(-1) * num_codes + code_index) * MAX_BINS + bins).flatten()
+            cell = (((tree_offsets * num_nodes + node).unsqueeze(-1) * num_codes + code_index) * MAX_BINS
+                    + bins).flatten()
             size = num_trees * num_nodes * num_codes * MAX_BINS
             sums = torch.bincount(cell, residual.unsqueeze(-1).expand(-1, -1, num_codes).flatten(), size)
             counts = torch.bincount(cell, minlength=size).to(torch.float64)
-            sums, counts = sums.view(num_trees, num_nodes, num_codes, MAX_BINS), counts.view(num_trees, num_nodes, num_codes, MAX_BINS)
+            cells = (num_trees, num_nodes, num_codes, MAX_BINS)
+            sums, counts = sums.view(cells), counts.view(cells)
             left_sum, left_count = sums.cumsum(-1)[..., :-1], counts.cumsum(-1)[..., :-1]
             node_sum, node_count = sums.sum(-1, keepdim=True), counts.sum(-1, keepdim=True)
             right_sum, right_count = node_sum - left_sum, node_count - left_count
@@ -126,7 +137,8 @@ def _boost(bins: torch.Tensor, test_bins: torch.Tensor, labels: torch.Tensor, nu
         leaf = (tree_offsets * num_leaves + node).flatten()
         numerator = torch.bincount(leaf, residual.flatten(), num_trees * num_leaves)
         denominator = torch.bincount(leaf, hessian.flatten(), num_trees * num_leaves)
-        values = torch.where(denominator > 1e-150, leaf_factor * numerator / denominator, 0.0).view(num_trees, num_leaves)
+        values = torch.where(denominator > 1e-150, leaf_factor * numerator / denominator, 0.0)
+        values = values.view(num_trees, num_leaves)
         logits += LEARNING_RATE * values.gather(1, node).T
         test_logits += LEARNING_RATE * values.gather(1, test_node).T
     return importance, logits, test_logits

@@ -14,7 +14,13 @@ import torch
 
 from dlbench.interfaces import GroundTruthDataset, Model
 from dlbench.metrics.base import check_count, finite_codes, json_scores, metric_generator, provenance
-from dlbench.metrics.sampling import SUPERVISED_ALTERNATIVE, check_protocol, encode_factors, require_discrete_dataset, sample_and_encode
+from dlbench.metrics.sampling import (
+    SUPERVISED_ALTERNATIVE,
+    check_protocol,
+    encode_factors,
+    require_discrete_dataset,
+    sample_and_encode,
+)
 
 PRUNE_THRESHOLD = 0.05
 
@@ -81,7 +87,8 @@ class FactorVAEScore:
                   "eval_accuracy": torch.where(num_active > 0, eval_accuracy, 0.0),
                   "num_active_dims": num_active}
         return {**json_scores(scores),
-                "provenance": provenance(metric=self.name, protocol=self.protocol, seed=seed, batch_size=self.batch_size,
+                "provenance": provenance(metric=self.name, protocol=self.protocol, seed=seed,
+                                         batch_size=self.batch_size,
                                          num_train=self.num_train, num_eval=self.num_eval,
                                          num_variance_estimate=self.num_variance_estimate,
                                          prune_threshold=self.prune_threshold)}

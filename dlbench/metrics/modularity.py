@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import torch
 
-from dlbench.metrics.base import MODES, check_choice, check_count, finite_codes, require_discrete_factors, varying_factor_mask
+from dlbench.metrics.base import (
+    MODES,
+    check_choice,
+    check_count,
+    finite_codes,
+    require_discrete_factors,
+    varying_factor_mask,
+)
 from dlbench.metrics.classifiers import logistic_regression_logits
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS, labels_against
 from dlbench.metrics.mutual_info import code_factor_mutual_info
@@ -63,7 +70,8 @@ def explicitness(codes: torch.Tensor, factors: torch.Tensor, test_codes: torch.T
     codes, test_codes = (codes - mean) / deviation, (test_codes - mean) / deviation
     varies = varying_factor_mask(factors)
     classes, labels, test_labels = zip(*(labels_against(factor.to(codes.device), test_factor.to(codes.device))
-                                         for factor, test_factor in zip(factors[:, varies].T, test_factors[:, varies].T)))
+                                         for factor, test_factor in zip(factors[:, varies].T,
+                                                                        test_factors[:, varies].T)))
     labels, test_labels = torch.stack(labels), torch.stack(test_labels)
     # One fit for all factors: the classifiers share the codes, so `fast` solves them together.
     train_logits, test_logits = logistic_regression_logits(codes, labels, [len(values) for values in classes],

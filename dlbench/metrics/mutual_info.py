@@ -17,7 +17,7 @@ def joint_counts(labels_a: torch.Tensor, classes_a: int, labels_b: torch.Tensor,
     (..., N, ca) against every column of labels_b (..., N, cb), from one bincount."""
     # Contiguous inputs give a contiguous cell tensor, which bincount reads without a copy.
     pair_cell = labels_a.contiguous().unsqueeze(-1) * classes_b + labels_b.contiguous().unsqueeze(-2)
-    leading, (num, num_a, num_b) = pair_cell.shape[:-3], pair_cell.shape[-3:]
+    leading, (num_a, num_b) = pair_cell.shape[:-3], pair_cell.shape[-2:]
     tables = pair_cell.new_tensor(range(math.prod(leading) * num_a * num_b)).view(*leading, 1, num_a, num_b)
     cells = (tables * (classes_a * classes_b) + pair_cell).flatten()
     counts = torch.bincount(cells, minlength=tables.numel() * classes_a * classes_b)

@@ -17,8 +17,7 @@ import torch
 from dlbench.datasets.grid import FactorGrid
 from dlbench.errors import ConfigError, DataError
 from dlbench.interfaces import DiscreteGroundTruthDataset, GroundTruthDataset, Model
-from dlbench.metrics.base import (check_choice, check_count, constant_factors, json_scores,
-                                  metric_generator, provenance)
+from dlbench.metrics.base import check_choice, check_count, constant_factors, json_scores, metric_generator, provenance
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 
 PROTOCOLS = ("paper", "dlib")

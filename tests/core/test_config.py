@@ -1,6 +1,6 @@
-import gin
 import pytest
 
+import gin
 from dlbench import config
 from dlbench.cli import main
 from dlbench.errors import ConfigError
@@ -34,7 +34,8 @@ def test_files_stack_and_bindings_override_in_order(tmp_path, tiny_linear_gin):
     ("model.name = [1, 2\nmodel.random_seed = 1\n", "bad.gin, line 2"),
     ("dataset.name = 'x'\nmodel.name = [\n", "bad.gin, line 3: EOF in multi-line statement"),
     ("dataset.name = 'x'\nnot_a_configurable.value = 3\n", "line 2: No configurable matching 'not_a_configurable'"),
-    ("model.name = 'x'\nmodel.no_such_param = 3\n", "line 2: Configurable 'model' doesn't have a parameter named 'no_such_param'"),
+    ("model.name = 'x'\nmodel.no_such_param = 3\n",
+     "line 2: Configurable 'model' doesn't have a parameter named 'no_such_param'"),
 ])
 def test_gin_errors_are_one_line_with_file_and_line(tmp_path, capsys, text, expected):
     path = tmp_path / "bad.gin"

@@ -1,8 +1,9 @@
 import json
 
+from dataset_test_helpers import leftover_caches
+
 from dlbench.datasets import dsprites, fixtures
 
-from dataset_test_helpers import leftover_caches
 
 def run(argv):
     from dlbench.cli import main

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from dataset_test_helpers import all_observations, checks_for, leftover_caches, truncate
 
 from dlbench.datasets import dsprites, fixtures
 from dlbench.errors import ConfigError, DataError
-
-from dataset_test_helpers import all_observations, checks_for, leftover_caches, truncate
 
 SIZES = (1, 3, 2, 4, 2, 2)
 
@@ -104,7 +103,7 @@ def test_cache_is_reused_and_survives_nothing_stale(tmp_path):
 
 
 def test_published_checksum_mismatch_is_a_hard_failure(tmp_path):
-    path = fixtures.write_dsprites_npz(tmp_path / dsprites.NPZ_NAME, SIZES)
+    fixtures.write_dsprites_npz(tmp_path / dsprites.NPZ_NAME, SIZES)
     with pytest.raises(DataError, match="md5 .* expected 7da33b31"):
         dsprites.dsprites(source="official", data_dir=tmp_path, factor_sizes=SIZES)
     assert leftover_caches(tmp_path / "cache") == []

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlbench.datasets import dsprites, mpi3d, shapes3d
 from dlbench.datasets.grid import FactorGrid, class_grid, select_factors

@@ -3,12 +3,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from dataset_test_helpers import all_observations, checks_for, truncate
 
 from dlbench.datasets import fixtures, mpi3d
 from dlbench.datasets.files import DataWarning
 from dlbench.errors import DataError
-
-from dataset_test_helpers import all_observations, checks_for, truncate
 
 SIZES = (2, 2, 1, 1, 1, 2, 2)
 real = mpi3d.FACTORIES["mpi3d_real"]
@@ -36,7 +35,7 @@ def test_mean_pixel_near_mpi3d_toy():
 
 
 def test_uncompressed_npz_is_memory_mapped_in_place(tmp_path):
-    path = fixtures.write_mpi3d_npz(tmp_path / "mpi3d_real.npz", SIZES)
+    fixtures.write_mpi3d_npz(tmp_path / "mpi3d_real.npz", SIZES)
     data = real(data_dir=tmp_path, factor_sizes=SIZES)
     assert data.source == "official" and data.factor_sizes == SIZES
     procedural = real(source="procedural", factor_sizes=SIZES)

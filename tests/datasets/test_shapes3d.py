@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from dataset_test_helpers import all_observations, checks_for, leftover_caches, truncate
 
 from dlbench.datasets import fixtures, shapes3d
 from dlbench.errors import DataError
-
-from dataset_test_helpers import all_observations, checks_for, leftover_caches, truncate
 
 SIZES = (2, 2, 2, 2, 4, 2)
 

@@ -2,10 +2,10 @@ import warnings
 
 import numpy as np
 import torch
+from metric_test_helpers import GridDataset, LinearModel
 from sklearn.linear_model import LogisticRegression
 
 from dlbench.metrics.beta_vae import BetaVAEScore, beta_vae_accuracy, beta_vae_features
-from metric_test_helpers import GridDataset, LinearModel
 
 
 def points(rng, num):
@@ -25,7 +25,8 @@ def test_reference_mode_equals_sklearn_exactly_and_fast_is_close(rng):
         model = LogisticRegression(random_state=0).fit(features, labels)
     ours_features = beta_vae_features(torch.from_numpy(first), torch.from_numpy(second))
     np.testing.assert_allclose(ours_features.numpy(), features, rtol=0, atol=1e-15)
-    arguments = (ours_features, torch.from_numpy(labels), torch.from_numpy(eval_features), torch.from_numpy(eval_labels))
+    arguments = (ours_features, torch.from_numpy(labels), torch.from_numpy(eval_features),
+                 torch.from_numpy(eval_labels))
     reference = [a.item() for a in beta_vae_accuracy(*arguments)]
     assert reference == [model.score(features, labels), model.score(eval_features, eval_labels)]
     fast = [a.item() for a in beta_vae_accuracy(*arguments, mode="fast")]

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
+from metric_test_helpers import draw_factors, realistic_codes
 from sklearn.linear_model import LogisticRegression
 
 from dlbench.metrics.classifiers import fit_logistic_regression, logistic_regression_logits
-from metric_test_helpers import draw_factors, realistic_codes
 
 CLASS_COUNTS = (3, 4, 5, 2)  # metric_test_helpers' factor sizes: a binary problem among multinomial ones
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from metric_test_helpers import draw_factors, realistic_codes
 from sklearn.ensemble import GradientBoostingClassifier
 
 from dlbench.errors import ConfigError
 from dlbench.metrics.dci import completeness, dci, disentanglement, importance_matrix
-from metric_test_helpers import draw_factors, realistic_codes
 
 
 def brute_force_dci(importance):

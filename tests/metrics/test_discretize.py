@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import numpy_discretize
 
 from dlbench.metrics.discretize import class_labels, histogram_bins, labels_against
-from metric_test_helpers import numpy_discretize
 
 
 @pytest.mark.parametrize("make_codes", [

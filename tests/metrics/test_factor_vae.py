@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import ContinuousDataset, GridDataset, LinearModel
 
 from dlbench.errors import ConfigError
 from dlbench.metrics.factor_vae import FactorVAEScore, factor_vae_votes, majority_vote_accuracy
-from metric_test_helpers import ContinuousDataset, GridDataset, LinearModel
 
 
 def test_votes_equal_a_per_vote_numpy_loop(rng):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 from scipy.optimize import linear_sum_assignment
 
 from dlbench.metrics.mi_matching import mi_matching
-from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 
 
 def brute_force_i_m(codes, factors):

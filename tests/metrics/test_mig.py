@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 from sklearn.metrics import mutual_info_score
 
 from dlbench.errors import DataError
 from dlbench.metrics.mig import mig
-from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 
 
 def brute_force_mig(codes, factors):

@@ -3,12 +3,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from dlbench.metrics.modularity import explicitness, mean_roc_auc, modularity
-from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 
 
 def brute_force_modularity(codes, factors):

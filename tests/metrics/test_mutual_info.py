@@ -1,9 +1,9 @@
 import numpy as np
 import torch
+from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 from sklearn.metrics import mutual_info_score
 
 from dlbench.metrics.mutual_info import code_factor_mutual_info, factor_information
-from metric_test_helpers import draw_factors, numpy_discretize, numpy_mutual_info, realistic_codes
 
 
 def test_all_pairs_equal_sklearn_per_pair_on_random_and_structured_codes(rng):

@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import ContinuousDataset, GridDataset, LinearModel
 
 from dlbench.errors import ConfigError, DataError
 from dlbench.metrics import register_metrics
 from dlbench.metrics.mig import MIG
 from dlbench.metrics.sampling import draw_splits
 from dlbench.metrics.sap import SAPScore
-from metric_test_helpers import ContinuousDataset, GridDataset, LinearModel
 
 SMALL = {"mig": {"num_train": 200}, "i_m": {"num_train": 200}, "unsupervised": {"num_train": 200},
          "sap_score": {"num_train": 200, "num_test": 100}, "dci": {"num_train": 200, "num_test": 100, "mode": "fast"},
@@ -33,8 +33,10 @@ def test_paper_protocol_draws_distinct_images_split_train_test():
 
 def test_paper_protocol_refuses_what_it_cannot_do():
     with pytest.raises(DataError, match="draws 200 distinct images but 'grid' has only 120"):
-        draw_splits(LinearModel(np.eye(4)), GridDataset(), protocol="paper", sizes=(150, 50), generator=torch.Generator())
-    with pytest.raises(ConfigError, match="protocol 'paper' needs a dataset with a discrete factor grid.*use protocol 'dlib'"):
+        draw_splits(LinearModel(np.eye(4)), GridDataset(), protocol="paper", sizes=(150, 50),
+                    generator=torch.Generator())
+    with pytest.raises(ConfigError,
+                       match="protocol 'paper' needs a dataset with a discrete factor grid.*use protocol 'dlib'"):
         MIG()(LinearModel(np.eye(3)), ContinuousDataset(), generator=torch.Generator())
 
 

@@ -3,11 +3,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from metric_test_helpers import draw_factors, realistic_codes
 from sklearn.svm import LinearSVC
 
 from dlbench.errors import DataError
 from dlbench.metrics.sap import sap, sap_score_matrix
-from metric_test_helpers import draw_factors, realistic_codes
 
 
 def brute_force_matrix(codes, factors, test_codes, test_factors):
@@ -28,7 +28,8 @@ def top_two_gap(matrix):
 def split(rng, num=2000, num_test=1000, structured=True, **kwargs):
     factors, test_factors = draw_factors(num, rng), draw_factors(num_test, rng)
     if structured:
-        return realistic_codes(factors, rng, **kwargs), factors, realistic_codes(test_factors, rng, **kwargs), test_factors
+        return (realistic_codes(factors, rng, **kwargs), factors,
+                realistic_codes(test_factors, rng, **kwargs), test_factors)
     return rng.normal(size=(num, 6)), factors, rng.normal(size=(num_test, 6)), test_factors
 
 
@@ -63,7 +64,8 @@ def test_fast_mode_is_close_to_reference_on_realistic_codes(rng):
 
 def test_fast_mode_handles_batched_solutions(rng):
     codes, factors, test_codes, test_factors = tensors(*split(rng, num=800, num_test=400))
-    batched = sap(torch.stack([codes, -codes]), factors, torch.stack([test_codes, -test_codes]), test_factors, mode="fast")
+    batched = sap(torch.stack([codes, -codes]), factors, torch.stack([test_codes, -test_codes]), test_factors,
+                  mode="fast")
     assert batched.shape == (2,)
     assert batched[0].item() == sap(codes, factors, test_codes, test_factors, mode="fast").item()
 
@@ -75,7 +77,8 @@ def test_continuous_scores_equal_squared_correlation(rng):
     for i in range(5):
         for j in range(3):
             covariance = np.cov(codes[:, i], factors[:, j])
-            expected[i, j] = covariance[0, 1] ** 2 / (covariance[0, 0] * covariance[1, 1]) if covariance[0, 0] > 1e-12 else 0
+            expected[i, j] = (covariance[0, 1] ** 2 / (covariance[0, 0] * covariance[1, 1])
+                              if covariance[0, 0] > 1e-12 else 0)
     got = sap_score_matrix(*tensors(codes, factors), continuous_factors=True).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert abs(sap(*tensors(codes, factors), continuous_factors=True).item() - top_two_gap(expected)) < 1e-12

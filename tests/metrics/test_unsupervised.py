@@ -1,9 +1,14 @@
 import numpy as np
 import torch
-
-from dlbench.metrics.unsupervised import (Unsupervised, active_units, gaussian_total_correlation, kl_per_latent,
-                                          mean_pairwise_mutual_info)
 from metric_test_helpers import GridDataset, LinearModel, numpy_discretize, numpy_mutual_info
+
+from dlbench.metrics.unsupervised import (
+    Unsupervised,
+    active_units,
+    gaussian_total_correlation,
+    kl_per_latent,
+    mean_pairwise_mutual_info,
+)
 
 
 def test_scores_equal_brute_force(rng):

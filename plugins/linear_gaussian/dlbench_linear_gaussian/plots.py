@@ -58,8 +58,8 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
             panel.set_yticks(range(len(betas)), [f"{v:g}" for v in betas])
             panel.set_xlabel("λ")
             panel.set_ylabel("β")
-            for b, l in zip(*np.nonzero(flagged)):
-                panel.text(l, b, "no min.", ha="center", va="center", color="black",
+            for b, lam in zip(*np.nonzero(flagged)):
+                panel.text(lam, b, "no min.", ha="center", va="center", color="black",
                            fontsize=7)
         figure.suptitle(f"{solver}: means over {len(axes['start'])} starts "
                         "(grey 'no min.': most starts flagged as having no finite minimiser)")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from lg_test_helpers import dense_sigma_y, instance_arrays
 
 from dlbench import ConfigError, DataError
 from dlbench_linear_gaussian.instance import Instance, linear_gaussian
-from lg_test_helpers import dense_sigma_y, instance_arrays
 
 
 def test_draw_is_deterministic_per_seed_and_follows_the_recipe():

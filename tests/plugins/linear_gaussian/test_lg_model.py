@@ -3,12 +3,12 @@ state round trips, resuming from solver checkpoints and seeding."""
 import numpy as np
 import pytest
 import torch
+from lg_test_helpers import dense_loss_np
 
 from dlbench import ConfigError, load_state, save_state
 from dlbench_linear_gaussian import solvers
 from dlbench_linear_gaussian.instance import linear_gaussian
 from dlbench_linear_gaussian.model import linear_gaussian_vae
-from lg_test_helpers import dense_loss_np
 
 CPU = torch.device("cpu")
 CONFIG = dict(betas=[1, 4], lambdas=[0, 2], solvers=["fixed_point", "adamw"], num_starts=2,
@@ -75,10 +75,10 @@ def test_exact_metrics_have_the_solution_shape_and_grid_order(fitted):
     # Each entry is the loss of its own (β, λ): recomputed densely per index.
     sigma_y = dataset.instance.sigma_y.numpy()
     for index in np.ndindex(*SHAPE):
-        _, b, l, _ = index
+        _, b, lam, _ = index
         dense = dense_loss_np(*(model.solution[k][index].numpy()
                                 for k in ("A", "B", "sigma_z", "sigma_w")),
-                              sigma_y, CONFIG["betas"][b], CONFIG["lambdas"][l])
+                              sigma_y, CONFIG["betas"][b], CONFIG["lambdas"][lam])
         assert metrics["loss"][index].item() == pytest.approx(dense["loss"], rel=1e-10)
     # The fixed-point β = 4, λ = 0 cell collapsed; β = 4, λ = 2 did not.
     assert bool((metrics["i_m"][0, 1, 0] < 1e-8).all())

@@ -4,12 +4,19 @@ loops and exhaustive search."""
 import numpy as np
 import pytest
 import torch
+from lg_test_helpers import (
+    autograd_gradients,
+    brute_force_matching,
+    brute_force_scores,
+    dense_loss_np,
+    dense_loss_torch,
+    instance_arrays,
+    random_spd_np,
+)
 
 from dlbench import matched_information
 from dlbench_linear_gaussian import objective, solvers
 from dlbench_linear_gaussian.instance import Instance
-from lg_test_helpers import (autograd_gradients, brute_force_matching, brute_force_scores,
-                             dense_loss_np, dense_loss_torch, instance_arrays, random_spd_np)
 
 N, M, S = 9, 4, 3
 BETAS = [1.0, 4.0, 2.5, 16.0]
@@ -65,7 +72,8 @@ def test_closed_form_gradients_equal_autograd(instance, solutions):
 
 
 def test_autograd_of_the_plugin_loss_agrees_too(instance, solutions):
-    """Autograd through the plugin's own Cholesky-based loss_terms gives the same gradients for plain tensors at symmetric Σ."""
+    """Autograd through the plugin's own Cholesky-based loss_terms gives the same gradients for plain tensors at
+    symmetric Σ."""
     (A, B, sigma_z, sigma_w), beta, lam = solutions
     leaves = [t.clone().requires_grad_(True) for t in (A, B, sigma_z, sigma_w)]
     loss = objective.loss_terms(*leaves, instance.sigma_y, beta, lam)["loss"].sum()

@@ -3,16 +3,16 @@ against autograd at their solutions, and against what the theory says about thei
 import numpy as np
 import pytest
 import torch
+from lg_test_helpers import autograd_gradients, brute_force_scores, dense_loss_np, instance_arrays
 
 from dlbench_linear_gaussian import bench, objective, solvers
 from dlbench_linear_gaussian.instance import Instance
-from lg_test_helpers import autograd_gradients, brute_force_scores, dense_loss_np, instance_arrays
 
 F64 = torch.float64
 
 
 def _grid(betas, lambdas, starts_per_cell):
-    cells = [(b, l) for b in betas for l in lambdas for _ in range(starts_per_cell)]
+    cells = [(b, lam) for b in betas for lam in lambdas for _ in range(starts_per_cell)]
     return (torch.tensor([c[0] for c in cells], dtype=F64),
             torch.tensor([c[1] for c in cells], dtype=F64))
 
