@@ -1,18 +1,29 @@
-"""Gin configuration: the core's own configurables, stacked parsing, and one-line errors."""
+"""Gin configuration: the core's own configurables, stacked parsing, one-line errors, and the split of a
+config into what determines the fitted model and what only sets up its evaluation."""
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
 import re
 import tokenize
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import gin
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, RecordError, not_accepted
+from dlbench.plugins import get_plugins
+from gin import config_parser
 
 # gin appends "(file.gin, line N)" to syntax errors; the location is printed in front instead.
 _GIN_SYNTAX_SUFFIX = re.compile(r" [(][^)]*line \d+[)]$")
 _GIN_LOCATION = re.compile(r'In file "(?P<file>[^"]+)", line (?P<line>\d+)')
+# The core's configurables that set up the evaluation only: changing them never refits a model.
+EVALUATION_CONFIGURABLE = "evaluation"
+SEED_LIMIT = 2**63 - 1  # torch seeds are int64
 
 
 @dataclass(frozen=True)
@@ -28,19 +39,34 @@ class Experiment:
 
 @gin.configurable("dataset")
 def dataset_choice(name=gin.REQUIRED, source="auto"):
-    """The ground-truth dataset of a run: its registered name and its source."""
+    """The ground-truth dataset of a run.
+
+    Args:
+        name: the registered dataset name (`dlbench list datasets`).
+        source: "auto" (the official file when found, else the stand-in), "official", "procedural" or "synthetic".
+    """
     return name, source
 
 
 @gin.configurable("model")
 def model_choice(name=gin.REQUIRED, random_seed=0):
-    """The model of a run: its registered name and the seed of its fit."""
+    """The model of a run.
+
+    Args:
+        name: the registered model name (`dlbench list models`).
+        random_seed: the seed of the fit (`--seed` overrides it); part of the run's identity.
+    """
     return name, random_seed
 
 
 @gin.configurable("evaluation")
 def evaluation_choice(metrics=(), random_seed=0):
-    """The sample-based metrics scored after the fit, and the seed of their sampling."""
+    """The sample-based metrics scored after the fit.
+
+    Args:
+        metrics: registered metric names (`dlbench list metrics`); changing them re-scores, never refits.
+        random_seed: the seed of the metrics' sampling.
+    """
     return metrics, random_seed
 
 
@@ -51,7 +77,35 @@ CORE_CONFIGURABLES = {"dataset": dataset_choice, "model": model_choice,
 def check_binding(condition: bool, binding: str, value: Any, accepted: str) -> None:
     """Raise a ConfigError naming the binding, its bad value and what would be accepted."""
     if not condition:
-        raise ConfigError(f"{binding} = {value!r} is not accepted; expected {accepted}")
+        raise not_accepted(binding, value, accepted)
+
+
+def is_real(value: Any) -> bool:
+    """A finite int or float that is not a bool (1e999 parses as inf, and must be refused before any work)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_number(binding: str, value: Any, *, minimum: float | None = None, above: float | None = None,
+                 maximum: float | None = None, integer: bool = False) -> Any:
+    """A finite number (an int where `integer`) within the bounds, else a ConfigError that names the binding."""
+    bounds = []
+    if minimum is not None:
+        bounds.append(f">= {minimum:g}")
+    if above is not None:
+        bounds.append(f"> {above:g}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum:g}")
+    kind = "an integer" if integer else "a finite number"
+    expected = f"{kind} {' and '.join(bounds)}".strip()
+    ok = is_real(value) and (not integer or isinstance(value, int)) \
+        and (minimum is None or value >= minimum) and (above is None or value > above) \
+        and (maximum is None or value <= maximum)
+    check_binding(ok, binding, value, expected)
+    return value
+
+
+def check_seed(what: str, seed: Any) -> int:
+    return check_number(what, seed, minimum=0, maximum=SEED_LIMIT, integer=True)
 
 
 def one_line(exc: Exception, where: str) -> str:
@@ -66,8 +120,25 @@ def one_line(exc: Exception, where: str) -> str:
     return f"{where}: {message}"
 
 
+# What gin raises for a config it cannot use: syntax, unknown names, missing includes, failed imports.
+_GIN_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError, OSError, ImportError)
+
+
+@contextmanager
+def _quiet_gin():
+    """gin logs a missing include at ERROR level before raising; the raised error is reported as one line instead."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
 def parse(config_files: Sequence[str | Path], bindings: Sequence[str]) -> None:
     """Parse gin files, then `-p` bindings, in order (later ones override earlier ones)."""
+    get_plugins().require_no_conflicts()  # every plugin's configurables are registered before gin parses
     gin.clear_config()
     for config_file in config_files:
         path = Path(config_file)
@@ -75,28 +146,42 @@ def parse(config_files: Sequence[str | Path], bindings: Sequence[str]) -> None:
             raise ConfigError(f"config file {str(path)!r} not found; give the path of a .gin file")
         gin.add_config_file_search_path(str(path.parent.resolve()))
         try:
-            gin.parse_config_file(str(path))
-        except (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError, IOError) as exc:
+            with _quiet_gin():
+                gin.parse_config_file(str(path))
+        except _GIN_ERRORS as exc:
             raise ConfigError(one_line(exc, str(path))) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a text file ({exc.reason}); give a .gin file") from exc
     parse_bindings(bindings)
-    gin.finalize()
+    finalize()
+
+
+def finalize() -> None:
+    try:
+        gin.finalize()
+    except _GIN_ERRORS as exc:
+        raise ConfigError(one_line(exc, "config")) from exc
 
 
 def parse_bindings(bindings: Sequence[str]) -> None:
     """Parse `-p` bindings in order, naming the one that fails."""
     for binding in bindings:
         try:
-            gin.parse_config(binding)
-        except (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError) as exc:
+            with _quiet_gin():
+                gin.parse_config(binding)
+        except _GIN_ERRORS as exc:
             raise ConfigError(one_line(exc, f"binding {binding!r}")) from exc
 
 
 _MISSING_REQUIRED = re.compile(r"Required bindings for `(?P<name>\w+)` not provided in config: "
                                r"\[(?P<params>[^]]*)\]")
+# gin reports a %MACRO that was never defined as a failed call of its `macro` configurable in the macro's scope.
+_UNDEFINED_MACRO = re.compile(r"In call to configurable 'macro' .* in scope '(?P<name>[^']+)'")
 
 
 def call_configured(function: Callable, configurable_name: str, *args, **kwargs):
-    """Call a gin configurable, turning a missing required binding into a ConfigError."""
+    """Call a gin configurable, turning gin's failures (a missing required binding, an undefined macro) into a
+    ConfigError that names the binding."""
     try:
         return function(*args, **kwargs)
     except RuntimeError as exc:
@@ -106,6 +191,12 @@ def call_configured(function: Callable, configurable_name: str, *args, **kwargs)
         params = [p.strip(" '\"") for p in missing["params"].split(",")]
         wanted = ", ".join(f"{configurable_name}.{p}" for p in params)
         raise ConfigError(f"{wanted} must be set, in a gin file or with -p") from exc
+    except TypeError as exc:
+        macro = _UNDEFINED_MACRO.search(str(exc))
+        if not macro:
+            raise
+        raise ConfigError(f"%{macro['name']} (in a binding of {configurable_name}) is not defined; define it in a "
+                          f"gin file or with -p ('{macro['name']} = value')") from exc
 
 
 def read_experiment() -> Experiment:
@@ -117,11 +208,78 @@ def read_experiment() -> Experiment:
     check_binding(isinstance(source, str), "dataset.source", source,
                   '"auto", "official", "procedural" or "synthetic"')
     check_binding(isinstance(model_name, str), "model.name", model_name, "a model name")
-    check_binding(isinstance(random_seed, int) and random_seed >= 0, "model.random_seed",
-                  random_seed, "an integer >= 0")
+    check_seed("model.random_seed", random_seed)
     check_binding(isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics),
                   "evaluation.metrics", metrics, "a list of metric names")
-    check_binding(isinstance(evaluation_seed, int) and evaluation_seed >= 0,
-                  "evaluation.random_seed", evaluation_seed, "an integer >= 0")
-    return Experiment(dataset_name, source, model_name, random_seed, tuple(metrics),
-                      evaluation_seed)
+    check_binding(len(set(metrics)) == len(metrics), "evaluation.metrics", metrics, "each metric named once")
+    check_seed("evaluation.random_seed", evaluation_seed)
+    return Experiment(dataset_name, source, model_name, random_seed, tuple(metrics), evaluation_seed)
+
+
+def binding_statements(text: str, where: str) -> list[config_parser.BindingStatement]:
+    """The statements of gin `text` parsed WITHOUT executing anything: no import, no include, no call.
+
+    Anything but a binding (or macro) of a configurable that is registered here is refused, so a config read back
+    from a record (someone else's run directory) can never make dlbench import or run code."""
+    statements = []
+    try:
+        for statement in config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True)):
+            if not isinstance(statement, config_parser.BindingStatement):
+                kind = type(statement).__name__.replace("Statement", "").lower()
+                raise RecordError(f"{where}: line {statement.location.line_num} is an {kind} statement "
+                                  f"({statement.location.line_content.strip()!r}), which is not accepted in a "
+                                  "record; expected bindings of registered configurables only")
+            unknown = _unknown_reference(statement.value)
+            if unknown:
+                raise RecordError(f"{where}: line {statement.location.line_num} refers to @{unknown}, which is not "
+                                  "a registered configurable; the record is refused")
+            statements.append(statement)
+    except _GIN_ERRORS as exc:
+        raise RecordError(one_line(exc, where)) from None
+    return statements
+
+
+def _unknown_reference(value: Any) -> str | None:
+    if isinstance(value, gin.config._UnknownConfigurableReference):
+        return value.selector
+    if isinstance(value, (list, tuple)):
+        return next((name for name in map(_unknown_reference, value) if name), None)
+    if isinstance(value, dict):
+        return next((name for name in map(_unknown_reference, value.values()) if name), None)
+    return None
+
+
+def check_record_config(text: str, where: str, registered: Iterable[str]) -> None:
+    """Refuse a record's config that holds anything beyond bindings of `registered` configurables and macros."""
+    known = set(registered) | set(CORE_CONFIGURABLES)
+    for statement in binding_statements(text, where):
+        is_macro = statement.arg_name == ""
+        if not is_macro and statement.selector not in known:
+            raise RecordError(f"{where}: line {statement.location.line_num} binds {statement.selector!r}, which no "
+                              "installed plugin registers; the record is refused (install the plugin that made it)")
+
+
+def fit_identity(text: str, evaluation_names: Iterable[str]) -> list[str]:
+    """The canonical bindings of a config that determine the fitted model: every binding except those of
+    metrics and of `evaluation`, sorted, so that evaluation settings never change a run's identity."""
+    excluded = set(evaluation_names) | {EVALUATION_CONFIGURABLE}
+    lines = []
+    for statement in binding_statements(text, "config"):
+        if statement.selector in excluded:
+            continue
+        scope = f"{statement.scope}/" if statement.scope else ""
+        target = f"{statement.selector}.{statement.arg_name}" if statement.arg_name else statement.selector
+        lines.append(f"{scope}{target} = {statement.value!r}")
+    return sorted(lines)
+
+
+def bindings_of(text: str, configurable: str) -> dict[str, str]:
+    """{parameter: repr(value)} of one configurable's unscoped bindings in gin `text`."""
+    return {statement.arg_name: repr(statement.value) for statement in binding_statements(text, "config")
+            if statement.selector == configurable and not statement.scope and statement.arg_name}
+
+
+def identity_hash(payload: Any) -> str:
+    """A short stable hash of JSON-ready `payload` (run ids, cache keys)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]

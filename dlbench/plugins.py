@@ -1,8 +1,13 @@
 """The one plugin manager: installed `dlbench` entry points first, then the built-in modules.
 
-Built-ins are registered through exactly the same hooks as third-party code. A plugin that fails to
-import is remembered with its reason instead of breaking the CLI; only a run that needs one of its
-names fails, and its error says which plugin could not be loaded.
+Built-ins are registered through exactly the same hooks as third-party code. Loading is strict, as
+pytest's is: a plugin that fails to import, or implements a hook that does not exist (a misspelt
+`register_model`), is remembered with its reason instead of breaking the CLI; only a run that needs
+one of its names fails, and its error says which plugin could not be loaded. Plugins named in
+$DLBENCH_DISABLE_PLUGINS (comma-separated) or `--disable-plugin` are not imported at all.
+
+Registries are filled on first use, so commands that need no model, dataset or metric (`--help`,
+`plugins` of a broken install) never import them.
 """
 from __future__ import annotations
 
@@ -11,17 +16,19 @@ import functools
 import importlib
 import importlib.metadata
 import inspect
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
-import gin
 from dlbench import hookspecs
-from dlbench.errors import DuplicateNameError, UnknownNameError
+from dlbench.errors import ConfigError, DuplicateNameError, UnknownNameError
 
 ENTRY_POINT_GROUP = "dlbench"
 BUILTIN_PLUGINS = ("dlbench.datasets", "dlbench.metrics")
+DISABLE_ENV = "DLBENCH_DISABLE_PLUGINS"
 # Names the core's own gin configurables use; no plugin may take them.
 RESERVED_NAMES = frozenset({"dataset", "model", "evaluation"})
 REGISTRY_HOOKS = {
@@ -31,7 +38,7 @@ REGISTRY_HOOKS = {
     "plots": "register_plots",
     "benchmarks": "register_benchmarks",
 }
-# Registries whose factories users configure through gin.
+# Registries whose factories users configure through gin: their names share gin's one namespace.
 CONFIGURABLE_KINDS = ("models", "datasets", "metrics")
 
 
@@ -43,6 +50,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     provides: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,8 @@ class Registration:
     factory: Callable  # what to call: gin-configured for models, datasets and metrics
     plugin: str
     provided: Callable  # what the plugin registered, for its signature and docstring
+    distribution: str = "dlbench"
+    version: str = "unknown"
 
     @property
     def doc(self) -> str:
@@ -61,10 +71,10 @@ class Registration:
 class Registry:
     """Name -> factory for one kind, with wildcard listing and errors that list the choices."""
 
-    def __init__(self, kind: str, load_failures: list[PluginInfo]):
+    def __init__(self, kind: str, plugins: Plugins):
         self.kind = kind
         self._entries: dict[str, Registration] = {}
-        self._load_failures = load_failures
+        self._plugins = plugins
 
     def add(self, registration: Registration) -> None:
         self._entries[registration.name] = registration
@@ -73,38 +83,56 @@ class Registry:
         return name in self._entries
 
     def names(self, pattern: str = "*") -> list[str]:
+        self._plugins.require_no_conflicts()
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
     def entries(self, pattern: str = "*") -> list[Registration]:
         return [self._entries[n] for n in self.names(pattern)]
 
     def get(self, name: str) -> Registration:
+        self._plugins.require_no_conflicts()
         try:
             return self._entries[name]
         except KeyError:
             singular = self.kind.rstrip("s")
             available = ", ".join(self.names()) or "none installed"
             message = f"unknown {singular} {name!r}; available: {available}"
-            if self._load_failures:
-                failed = "; ".join(f"{p.name} ({p.error})" for p in self._load_failures)
+            failures = self._plugins.failures()
+            if failures:
+                failed = "; ".join(f"{p.name} ({p.error})" for p in failures)
                 message += f"; plugins that failed to load: {failed}"
             raise UnknownNameError(message) from None
 
 
-class Plugins:
-    """The loaded plugins and the registries they filled."""
+def disabled_from_environment() -> frozenset[str]:
+    return frozenset(name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip())
 
-    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_PLUGINS):
+
+class Plugins:
+    """The loaded plugins and the registries they fill."""
+
+    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_PLUGINS, disabled: Iterable[str] = ()):
         self.manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.manager.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
+        self.disabled = frozenset(disabled)
         self._load_entry_points()
         for module_name in builtin_modules:
-            self._register(module_name, lambda m=module_name: importlib.import_module(m),
-                           distribution="dlbench", version=_version("dlbench"))
-        failures = [info for info in self.infos if info.error]
-        self.registries = {kind: Registry(kind, failures) for kind in REGISTRY_HOOKS}
-        self._collect()
+            self._load(module_name, lambda m=module_name: importlib.import_module(m),
+                       distribution="dlbench", version=_version("dlbench"))
+        self._reject_unknown_hooks()
+        unknown = sorted(self.disabled - {info.name for info in self.infos} - {i.distribution for i in self.infos})
+        if unknown:
+            installed = ", ".join(info.name for info in self.infos)
+            raise ConfigError(f"disabled plugin {unknown[0]!r} (from --disable-plugin or ${DISABLE_ENV}) is not "
+                              f"accepted; expected one of the installed plugins: {installed}")
+        self.conflicts: list[str] = []
+
+    @functools.cached_property
+    def registries(self) -> dict[str, Registry]:
+        registries = {kind: Registry(kind, self) for kind in REGISTRY_HOOKS}
+        self._collect(registries)
+        return registries
 
     @property
     def models(self) -> Registry:
@@ -126,6 +154,22 @@ class Plugins:
     def benchmarks(self) -> Registry:
         return self.registries["benchmarks"]
 
+    def failures(self) -> list[PluginInfo]:
+        return [info for info in self.infos if info.error]
+
+    def info(self, plugin_name: str) -> PluginInfo:
+        return next(info for info in self.infos if info.name == plugin_name)
+
+    def require_no_conflicts(self) -> None:
+        """Two plugins providing one name make every use of the registries ambiguous: refuse it, naming both."""
+        _ = self.registries  # collecting them is what finds the conflicts
+        if self.conflicts:
+            raise DuplicateNameError(self.conflicts[0])
+
+    def add_commands(self, subparsers) -> None:
+        """Let every plugin add its subcommands (the built-in `data` and `evaluate` come the same way)."""
+        self.manager.hook.register_commands(subparsers=subparsers)
+
     def _load_entry_points(self) -> None:
         # A distribution found twice on sys.path is loaded once; two distributions that chose
         # the same entry-point name both load, the later one under a qualified name.
@@ -138,50 +182,71 @@ class Plugins:
                 if entry_point.group != ENTRY_POINT_GROUP or key in seen:
                     continue
                 seen.add(key)
-                name = entry_point.name if entry_point.name not in taken \
-                    else f"{dist_name}:{entry_point.name}"
+                name = entry_point.name if entry_point.name not in taken else f"{dist_name}:{entry_point.name}"
                 taken.add(name)
-                self._register(name, entry_point.load, distribution=dist_name,
-                               version=dist.version)
+                self._load(name, entry_point.load, distribution=dist_name, version=dist.version)
 
-    def _register(self, name: str, load: Callable, *, distribution: str, version: str) -> None:
+    def _load(self, name: str, load: Callable, *, distribution: str, version: str) -> None:
         info = PluginInfo(name=name, distribution=distribution, version=version)
         self.infos.append(info)
+        if name in self.disabled or distribution in self.disabled:
+            info.disabled = True
+            return
         try:
             module = load()
+            self.manager.register(module, name=name)
         except Exception as exc:  # a broken plugin must not take the CLI down with it
             info.error = f"{type(exc).__name__}: {exc}".split("\n", 1)[0]
             return
-        self.manager.register(module, name=name)
         info.hooks = sorted(h.name for h in self.manager.get_hookcallers(module) or [])
 
-    def _collect(self) -> None:
-        owners: dict[str, tuple[str, str]] = {name: ("core", "dlbench") for name in RESERVED_NAMES}
-        by_name = {info.name: info for info in self.infos}
+    def _reject_unknown_hooks(self) -> None:
+        """pluggy's check_pending finds a hook implementation without a spec; its plugin is unloaded and marked
+        failed, naming the hook and the ones that exist, instead of being silently ignored."""
+        known = ", ".join(sorted(name for name in dir(hookspecs) if name.startswith("register_")))
+        while True:
+            try:
+                self.manager.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                plugin_name = self.manager.get_name(exc.plugin)
+                unknown = re.search(r"unknown hook '([^']+)'", str(exc))
+                info = self.info(plugin_name)
+                info.error = (f"unknown hook {unknown[1] if unknown else '?'!r}; dlbench's hooks are {known}")
+                info.hooks = []
+                self.manager.unregister(exc.plugin)
+
+    def _collect(self, registries: dict[str, Registry]) -> None:
+        owners: dict[tuple[str, str], tuple[str, str]] = {
+            ("configurable", name): ("core", "dlbench") for name in RESERVED_NAMES}
         for kind, hook_name in REGISTRY_HOOKS.items():
+            namespace = "configurable" if kind in CONFIGURABLE_KINDS else kind
             hook_caller = getattr(self.manager.hook, hook_name)
             for impl in hook_caller.get_hookimpls():
+                info = self.info(impl.plugin_name)
                 provided = impl.function() or {}
                 for name, factory in provided.items():
-                    # Plots are keyed by model name, so only the other kinds share one namespace.
-                    if kind != "plots":
-                        if name in owners:
-                            other_kind, other_plugin = owners[name]
-                            raise DuplicateNameError(
-                                f"{kind.rstrip('s')} name {name!r} is provided by both plugin "
-                                f"{other_plugin!r} ({other_kind}) and plugin {impl.plugin_name!r}; "
-                                f"uninstall one of them")
-                        owners[name] = (kind, impl.plugin_name)
-                    configured = _gin_configurable(name, factory) \
-                        if kind in CONFIGURABLE_KINDS else factory
-                    self.registries[kind].add(
-                        Registration(name, kind, configured, impl.plugin_name, factory))
-                    by_name[impl.plugin_name].provides.setdefault(kind, []).append(name)
+                    owner = owners.get((namespace, name))
+                    if owner is not None:
+                        other_kind, other_plugin = owner
+                        self.conflicts.append(
+                            f"{kind.rstrip('s')} name {name!r} is provided by both plugin {other_plugin!r} "
+                            f"({other_kind}) and plugin {impl.plugin_name!r}; uninstall one of them or switch one "
+                            f"off with --disable-plugin NAME")
+                        info.provides.setdefault(kind, []).append(f"{name} (CONFLICT)")
+                        continue
+                    owners[(namespace, name)] = (kind, impl.plugin_name)
+                    configured = _gin_configurable(name, factory) if kind in CONFIGURABLE_KINDS else factory
+                    registries[kind].add(Registration(name, kind, configured, impl.plugin_name, factory,
+                                                      info.distribution, info.version))
+                    info.provides.setdefault(kind, []).append(name)
 
 
 @functools.lru_cache(maxsize=None)
 def _gin_configurable(name: str, factory: Callable) -> Callable:
     """Registers `factory` with gin under `name` once per process (gin's registry is global)."""
+    import gin  # only registries that are used pay for gin
+
     return gin.external_configurable(factory, name=name)
 
 
@@ -192,7 +257,66 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def _plugins_for(disabled: frozenset[str]) -> Plugins:
+    return Plugins(disabled=disabled)
+
+
 def get_plugins() -> Plugins:
-    """The process-wide plugin manager, built on first use."""
-    return Plugins()
+    """The process-wide plugin manager, built on first use, without the plugins $DLBENCH_DISABLE_PLUGINS names."""
+    return _plugins_for(disabled_from_environment())
+
+
+def parameter_descriptions(factory: Callable) -> dict[str, str]:
+    """{parameter: description} from the `Args:` section of a factory's docstring (Google style: `name: text` lines
+    at the section's indent, continuation lines indented deeper)."""
+    lines = (inspect.getdoc(getattr(factory, "__wrapped__", factory)) or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() in ("Args:", "Parameters:")), None)
+    if start is None:
+        return {}
+    descriptions: dict[str, str] = {}
+    current, base_indent = None, None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            break  # the section ended
+        base_indent = indent if base_indent is None else base_indent
+        entry = re.match(r"\s*(\w+)(?: \([^)]*\))?:\s*(.*)", line)
+        if indent == base_indent and entry:
+            current = entry[1]
+            descriptions[current] = entry[2]
+        elif current:
+            descriptions[current] += " " + line.strip()
+    return descriptions
+
+
+def _create(kind: str, name: str, arguments: dict[str, Any]):
+    """Build a registered object outside gin (plugin tests, notebooks), refusing keywords its factory lacks."""
+    registration = get_plugins().registries[kind].get(name)
+    signature = inspect.signature(registration.provided)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [key for key in arguments if key not in signature.parameters and not accepts_any]
+    if unknown:
+        accepted = ", ".join(p for p in signature.parameters) or "no parameters"
+        raise ConfigError(f"{kind.rstrip('s')} {name!r}: parameter {unknown[0]!r} is not accepted; expected one of "
+                          f"{accepted}")
+    return registration.provided(**arguments)
+
+
+def create_dataset(name: str, source: str = "auto", device="cpu", **parameters):
+    """Build the registered dataset `name` (e.g. create_dataset("dsprites", source="procedural")), as a run would."""
+    import torch
+
+    return _create("datasets", name, {"source": source, "device": torch.device(device), **parameters})
+
+
+def create_model(name: str, **hyperparameters):
+    """Build the registered model `name` with the given hyperparameters (the rest take their defaults)."""
+    return _create("models", name, hyperparameters)
+
+
+def create_metric(name: str, **parameters):
+    """Build the registered metric `name` with the given parameters (the rest take their defaults)."""
+    return _create("metrics", name, parameters)

@@ -1,49 +1,84 @@
-"""Run records: versioned JSON data written atomically, and model state as pickle-free .npz."""
+"""Run records: versioned JSON data written atomically, and model state as pickle-free .npz.
+
+A record is data, never code: reading one parses JSON, checks every field against the schema and the
+record's own digest, and executes nothing. A record that fails any check is refused with one line
+naming the file and the field.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from dlbench.errors import RecordError
+from dlbench.atomic import atomic_write, atomic_write_json
+from dlbench.errors import ConfigError, RecordError
 
-SCHEMA = "dlbench.run/1"
+SCHEMA = "dlbench.run/2"
 KNOWN_SCHEMAS = frozenset({SCHEMA})
 RECORD_FILE = "record.json"
 STATE_FILE = "state.npz"
 CONFIG_FILE = "operative_config.gin"
-# The entry of record["metrics"] for a model's own closed-form scores, beside registered metrics.
+# Entries of record["metrics"] beside the registered metrics: a model's closed-form scores and its training scores.
 EXACT_METRICS = "exact"
-REQUIRED_FIELDS = ("schema", "run_id", "model", "dataset", "seed", "metrics", "config",
-                   "operative_config")
+TRAINING_SCORES = "training"
+DIGEST_FIELD = "digest"
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(file object) on a temp file beside `path`, then rename it into place, so a reader
-    never sees a half-written file and an interrupted write leaves the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda stream: stream.write(text.encode()))
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_dict_of_dicts(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+
+
+# field -> (check, what is expected); nested fields are dotted.
+_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "schema": (lambda v: v in KNOWN_SCHEMAS, f"one of {sorted(KNOWN_SCHEMAS)}"),
+    "run_id": (lambda v: isinstance(v, str) and v and "/" not in v, "a run id string"),
+    "fit_hash": (lambda v: isinstance(v, str) and len(v) >= 8, "a hex hash string"),
+    "created": (lambda v: isinstance(v, str), "an ISO timestamp string"),
+    "model": (lambda v: isinstance(v, dict), "an object"),
+    "model.name": (lambda v: isinstance(v, str), "a string"),
+    "model.plugin": (lambda v: isinstance(v, str), "a string"),
+    "model.distribution": (lambda v: isinstance(v, str), "a string"),
+    "model.version": (lambda v: isinstance(v, str), "a string"),
+    "model.hyperparameters": (lambda v: isinstance(v, dict), "an object"),
+    "dataset": (lambda v: isinstance(v, dict), "an object"),
+    "dataset.name": (lambda v: isinstance(v, str), "a string"),
+    "dataset.source": (lambda v: isinstance(v, str), "a string"),
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
+    "solution_axes": (lambda v: isinstance(v, dict) and all(isinstance(x, list) and x for x in v.values()),
+                      "an object of non-empty label lists"),
+    "replicate_axes": (_is_str_list, "a list of axis names"),
+    "metrics": (_is_dict_of_dicts, "an object of metric results (objects)"),
+    "metrics_history": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+                        "a list of replaced results (objects)"),
+    "timings": (lambda v: isinstance(v, dict) and all(_is_number(x) for k, x in v.items() if k.endswith("seconds")),
+                "an object of finite seconds"),
+    "fit": (lambda v: isinstance(v, dict), "an object"),
+    "environment": (lambda v: isinstance(v, dict), "an object"),
+    "config_files": (_is_str_list, "a list of strings"),
+    "bindings": (_is_str_list, "a list of strings"),
+    "config": (lambda v: isinstance(v, str), "a gin config string"),
+    "operative_config": (lambda v: isinstance(v, str), "a gin config string"),
+    "files": (_is_str_list, "a list of file names"),
+    DIGEST_FIELD: (lambda v: isinstance(v, str) and v.startswith("sha256:"), "'sha256:<hex>'"),
+}
 
 
 def to_jsonable(value: Any) -> Any:
@@ -65,47 +100,102 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def record_digest(record: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of the record without its digest: any edit of the file shows."""
+    content = {key: value for key, value in record.items() if key != DIGEST_FIELD}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_record(record: Any, where: str) -> dict[str, Any]:
+    """The record if every field has its schema's type and its digest matches; else a RecordError naming the field."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: a record is a JSON object, not {type(record).__name__}")
+    schema = record.get("schema")
+    if schema not in KNOWN_SCHEMAS:
+        raise RecordError(f"{where}: unknown record schema {schema!r}; this dlbench reads "
+                          f"{', '.join(sorted(KNOWN_SCHEMAS))}")
+    for dotted, (valid, expected) in _SCHEMA.items():
+        parent, _, name = dotted.rpartition(".")
+        holder = record.get(parent) if parent else record
+        if name not in holder:
+            raise RecordError(f"{where}: record lacks the field {dotted!r} ({expected})")
+        if not valid(holder[name]):
+            shown = json.dumps(holder[name])[:60]
+            raise RecordError(f"{where}: field {dotted!r} = {shown} is not accepted; expected {expected}")
+    unknown_axes = [axis for axis in record["replicate_axes"] if axis not in record["solution_axes"]]
+    if unknown_axes:
+        raise RecordError(f"{where}: replicate axis {unknown_axes[0]!r} is not one of the solution axes "
+                          f"{list(record['solution_axes'])}")
+    if not record["run_id"].endswith(record["fit_hash"]):
+        raise RecordError(f"{where}: run_id {record['run_id']!r} does not end with its fit_hash "
+                          f"{record['fit_hash']!r}; the record was edited")
+    if record_digest(record) != record[DIGEST_FIELD]:
+        raise RecordError(f"{where}: content does not match its digest; the record was edited or damaged after "
+                          "it was written (it is refused; rerun or restore it)")
+    return record
+
+
 def write_record(run_dir: Path, record: Mapping[str, Any]) -> dict[str, Any]:
-    """Write the record atomically; return it as written (plain JSON values)."""
-    missing = [f for f in REQUIRED_FIELDS if f not in record]
-    if missing:
-        raise ValueError(f"run record lacks {missing}")
-    written = to_jsonable(record)
-    atomic_write_text(Path(run_dir) / RECORD_FILE,
-                      json.dumps(written, indent=1, allow_nan=False) + "\n")
+    """Write the record atomically with its digest; return it as written (plain JSON values)."""
+    written = to_jsonable({key: value for key, value in record.items() if key != DIGEST_FIELD})
+    written[DIGEST_FIELD] = record_digest(written)
+    check_record(written, f"{Path(run_dir) / RECORD_FILE} (being written)")
+    atomic_write_json(Path(run_dir) / RECORD_FILE, written)
     return written
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
-    """The record of a finished run; refuses files that are not records of a known schema."""
+    """The record of a finished run; refuses files that are not valid records of a known schema."""
     path = Path(run_dir) / RECORD_FILE
     if not path.is_file():
         raise RecordError(f"{run_dir}: no {RECORD_FILE}; give the directory of a finished run")
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path}: not valid JSON ({exc})") from None
-    schema = record.get("schema") if isinstance(record, dict) else None
-    if schema not in KNOWN_SCHEMAS:
-        raise RecordError(f"{path}: unknown record schema {schema!r}; this dlbench reads "
-                          f"{', '.join(sorted(KNOWN_SCHEMAS))}")
-    missing = [f for f in REQUIRED_FIELDS if f not in record]
-    if missing:
-        raise RecordError(f"{path}: record lacks the fields {missing}")
-    return record
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot be read ({exc.strerror})") from None
+    return check_record(record, str(path))
 
 
 def save_state(path: Path, state: Mapping[str, torch.Tensor]) -> None:
-    arrays = {name: tensor.detach().cpu().numpy() for name, tensor in state.items()}
+    """Write flat named tensors as an .npz (atomically). bfloat16, which numpy lacks, is stored as float32."""
+    arrays = {}
+    for name, tensor in state.items():
+        tensor = tensor.detach().cpu()
+        arrays[name] = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
     atomic_write(path, lambda stream: np.savez_compressed(stream, **arrays))
 
 
 def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Tensors saved by `save_state`; never unpickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{path}: state file not found")
+    if not zipfile.is_zipfile(path):  # numpy would guess "pickle" for any other bytes
+        raise RecordError(f"{path}: not an .npz state file (empty, truncated or another format)")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return {name: torch.from_numpy(arrays[name]).to(device) for name in arrays.files}
-    except FileNotFoundError:
-        raise RecordError(f"{path}: state file not found") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise RecordError(f"{path}: unreadable state file ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise RecordError(f"{path}: unreadable state file ({str(exc).splitlines()[0]})") from None
+
+
+class StateMismatchError(RecordError, ConfigError):
+    """A state that does not fit the model's configuration: a damaged file, or one made by another config."""
+
+
+def check_state_entry(state: Mapping[str, torch.Tensor], name: str, shape: tuple[int | None, ...],
+                      dtype: torch.dtype | None = None, owner: str = "model") -> torch.Tensor:
+    """The state entry `name` if it has `shape` (None: any length) and `dtype`; else a RecordError naming it. The
+    shared check every model's load_state_dict makes, so a damaged or edited state file is never used."""
+    if name not in state:
+        raise StateMismatchError(f"{owner} state lacks {name!r} (it has {sorted(state)})")
+    tensor = state[name]
+    fits = tensor.ndim == len(shape) and all(e is None or s == e for s, e in zip(tensor.shape, shape))
+    if not fits or (dtype is not None and tensor.dtype != dtype):
+        wanted = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ")"
+        raise StateMismatchError(f"{owner} state {name!r} has shape {tuple(tensor.shape)} {tensor.dtype}; this "
+                          f"configuration expects {wanted}{'' if dtype is None else ' ' + str(dtype)}")
+    return tensor

@@ -1,33 +1,42 @@
-"""One run, straight through: config -> dataset -> model -> fit -> metrics -> one atomic record.
+"""One run, straight through: config -> dataset -> model -> fit -> state -> metrics -> one atomic record.
 
-A run's directory name is derived from its config and seed, so rerunning the same command finds its
-own unfinished work: it is built in `<run_id>.partial/` (where a model keeps its checkpoints) and
-renamed to `<run_id>/` only once the record is complete.
+A run's id hashes what determines its fitted model (the dataset, the model and their bindings, the
+seed, the model plugin's version), never the evaluation settings. So rerunning the same command
+finds its own unfinished work, a changed plugin never reuses an older fit, and a changed metric
+setting re-scores the existing fit instead of training again. A run is built in `<run_id>.partial/`
+(checkpoints, the fitted state, finished metrics) under the lock `<run_id>.lock`, and renamed to
+`<run_id>/` only once its record is complete; a finished run is never deleted or replaced.
 """
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.metadata
+import json
+import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 import gin
-from dlbench import config, records
-from dlbench.errors import ConfigError
-from dlbench.interfaces import ExactMetricsModel, GroundTruthDataset, Model
+from dlbench import config, evaluation, records
+from dlbench.atomic import atomic_write_json, atomic_write_text
+from dlbench.errors import ConfigError, DlbenchError, PluginFailure
+from dlbench.fitting import FitContext
+from dlbench.interfaces import ExactMetricsModel, TrainingScoresModel
+from dlbench.locking import RunLock
 from dlbench.plugins import get_plugins
 
-# Where a run's model keeps resume checkpoints, inside the partial run directory.
+# Inside a partial run directory: the model's resume checkpoints, its fit segments, the finished metrics.
 CHECKPOINT_DIR = "checkpoints"
+FIT_FILE = "fit.json"
+PARTIAL_METRICS_FILE = "metrics.partial.json"
 PACKAGES_RECORDED = ("dlbench", "torch", "numpy", "scipy", "scikit-learn", "gin-config", "pluggy")
 
 
@@ -35,51 +44,25 @@ PACKAGES_RECORDED = ("dlbench", "torch", "numpy", "scipy", "scikit-learn", "gin-
 class RunResult:
     run_dir: Path
     record: dict[str, Any]
-    reused: bool  # True when a finished run with the same config already existed
+    reused: bool  # True when a finished run with the same fit already existed
+    rescored: list[str] = field(default_factory=list)  # metrics (re)scored on that existing fit
+    note: str | None = None  # what happened that the user should know (e.g. a finished record was kept)
 
 
-def resolve_device(requested: str) -> torch.device:
-    """`auto` picks CUDA when there is a GPU; `cuda` without one is a user error."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cpu":
-        return torch.device("cpu")
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {requested}: no CUDA device is available here; "
-                              "use --device auto or cpu")
-        return torch.device(requested)
-    raise ConfigError(f"--device {requested!r} is not accepted; expected auto, cpu or cuda[:N]")
-
-
-def build_dataset(experiment: config.Experiment, device: torch.device) -> GroundTruthDataset:
-    registration = get_plugins().datasets.get(experiment.dataset_name)
-    return registration.factory(source=experiment.dataset_source, device=device)
-
-
-def build_model(experiment: config.Experiment) -> Model:
-    return get_plugins().models.get(experiment.model_name).factory()
-
-
-def evaluate_metrics(model: Model, dataset: GroundTruthDataset, metric_names: Sequence[str],
-                     seed: int) -> dict[str, Any]:
-    """Score the model with each named metric from the registry, each from its own seeded
-    generator so that adding a metric never changes another's samples."""
-    registry = get_plugins().metrics
-    metrics = [registry.get(name).factory() for name in metric_names]
-    results = {}
-    for name, metric in zip(metric_names, metrics):
-        generator = torch.Generator(device=dataset.device).manual_seed(seed)
-        started = time.perf_counter()
-        result = dict(metric(model, dataset, generator=generator))
-        result.setdefault("seconds", time.perf_counter() - started)
-        results[name] = result
-    return results
-
-
-def _run_id(experiment: config.Experiment, seed: int) -> str:
-    digest = hashlib.sha256(f"{gin.config_str()}\nseed={seed}".encode()).hexdigest()[:10]
-    return f"{experiment.model_name}-{experiment.dataset_name}-seed{seed}-{digest}"
+def check_out_dir(out_dir: str | Path) -> Path:
+    """The output directory, created if needed; a path that cannot be one is refused before any work."""
+    if str(out_dir).strip() == "":
+        raise ConfigError("--out '' is not accepted; expected a directory path (default: runs)")
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(path)!r} is a file; expected a directory (existing or new)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"--out {str(path)!r}: a parent of it is a file; expected a directory path") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {str(path)!r} is not writable; choose a directory you can write to")
+    return path
 
 
 def _git_revision() -> str | None:
@@ -88,7 +71,7 @@ def _git_revision() -> str | None:
                                    capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    if completed.returncode != 0:
+    if completed.returncode != 0:  # not a git checkout (an installed wheel, say)
         return None
     return completed.stdout.strip() or None
 
@@ -100,104 +83,211 @@ def environment(device: torch.device) -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
+        "cuda": torch.version.cuda,
+        "cudnn": cudnn,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "torch_threads": torch.get_num_threads(),
         "packages": versions,
         "git_revision": _git_revision(),
     }
 
 
-def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] = (), *,
-                   out_dir: str | Path = "runs", device: str = "auto", seed: int | None = None,
-                   progress: bool = True) -> RunResult:
-    started = time.perf_counter()
-    plugins = get_plugins()  # registers every plugin's configurables before gin parses
-    config.parse(config_files, bindings)
-    experiment = config.read_experiment()
-    if seed is not None and seed < 0:
-        raise ConfigError(f"--seed {seed} is not accepted; expected an integer >= 0")
-    seed = experiment.random_seed if seed is None else seed
-    run_id = _run_id(experiment, seed)
-    out_dir = Path(out_dir)
-    final_dir = out_dir / run_id
-    if (final_dir / records.RECORD_FILE).is_file():
-        return RunResult(final_dir, records.read_record(final_dir), reused=True)
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
-    torch_device = resolve_device(device)
-    dataset = build_dataset(experiment, torch_device)
-    model = build_model(experiment)
-    model_registration = plugins.models.get(experiment.model_name)
-    for name in experiment.metric_names:
-        plugins.metrics.get(name)  # fail on an unknown metric before the fit, not after
 
-    work_dir = out_dir / f"{run_id}.partial"
+def _read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+class _FitSegments:
+    """The fit's time, segment by segment: an interrupted fit's segments survive in fit.json, so `fit_seconds`
+    adds up every attempt. The running segment is saved at each checkpoint and when the attempt ends."""
+
+    def __init__(self, path: Path, resumed: bool):
+        self.path = path
+        self.segments: list[dict[str, Any]] = _read_json(path, {}).get("segments", [])
+        self.current = {"started": _now(), "seconds": 0.0, "resumed": resumed or bool(self.segments),
+                        "outcome": "running"}
+        self.segments.append(self.current)
+        self._started = time.perf_counter()
+
+    def save(self, outcome: str = "running", telemetry: dict | None = None) -> None:
+        self.current["seconds"] = time.perf_counter() - self._started
+        self.current["outcome"] = outcome
+        payload = {"segments": self.segments}
+        if telemetry is not None:
+            payload["telemetry"] = telemetry
+        atomic_write_json(self.path, records.to_jsonable(payload))
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(segment["seconds"] for segment in self.segments)
+
+
+def _fit(model, dataset, registration, work_dir: Path, device: torch.device, seed: int, progress: bool) -> dict:
+    """Fit the model (resuming from checkpoints), save its state, and return the fit's record entry."""
     checkpoint_dir = work_dir / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    segments = _FitSegments(work_dir / FIT_FILE, resumed=any(checkpoint_dir.iterdir()))
+    context = FitContext(device, seed, checkpoint_dir, progress=progress, after_checkpoint=segments.save)
     torch.manual_seed(seed)
-    fit_started = time.perf_counter()
-    model.fit(dataset, device=torch_device, seed=seed, workdir=checkpoint_dir, progress=progress)
-    fit_seconds = time.perf_counter() - fit_started
-
-    evaluate_started = time.perf_counter()
-    metrics: dict[str, Any] = {}
-    if isinstance(model, ExactMetricsModel):
-        metrics[records.EXACT_METRICS] = {"mode": "exact", "values": model.exact_metrics()}
-    metrics.update(evaluate_metrics(model, dataset, experiment.metric_names,
-                                    experiment.evaluation_seed))
-    evaluate_seconds = time.perf_counter() - evaluate_started
-
+    try:
+        model.fit(dataset, context)
+    except (DlbenchError, KeyboardInterrupt, MemoryError):
+        segments.save("interrupted")
+        raise
+    except Exception as exc:  # the plugin's own code failed: say whose, and keep what it wrote
+        segments.save("failed")
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PluginFailure(f"model {registration.name!r} (plugin {registration.plugin} {registration.version}) "
+                            f"failed during fit: {type(exc).__name__}: {reason}; its partial run is kept in "
+                            f"{work_dir} (--debug shows the traceback)") from exc
     records.save_state(work_dir / records.STATE_FILE, model.state_dict())
-    operative_config = gin.operative_config_str()
-    records.atomic_write_text(work_dir / records.CONFIG_FILE, operative_config)
-    info = next(i for i in plugins.infos if i.name == model_registration.plugin)
-    record = {
-        "schema": records.SCHEMA,
-        "run_id": run_id,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": experiment.model_name, "plugin": info.name,
-                  "distribution": info.distribution, "version": info.version,
-                  "hyperparameters": model.hyperparameters()},
-        "dataset": dataset.describe(),
-        "seed": seed,
-        "solution_axes": dict(model.solution_axes),
-        "metrics": metrics,
-        "timings": {"fit_seconds": fit_seconds, "evaluate_seconds": evaluate_seconds,
-                    "total_seconds": time.perf_counter() - started},
-        "environment": environment(torch_device),
-        "config_files": [str(f) for f in config_files],
-        "bindings": list(bindings),
-        "config": gin.config_str(),
-        "operative_config": operative_config,
-        "files": [records.STATE_FILE, records.CONFIG_FILE],
-    }
-    written = records.write_record(work_dir, record)
-    shutil.rmtree(checkpoint_dir)  # only for resuming; state.npz holds the result
-    if final_dir.exists():  # a leftover without a record: never a finished run, safe to replace
-        shutil.rmtree(final_dir)
+    segments.save("finished", telemetry=context.telemetry)
+    return _fit_entry(work_dir)
+
+
+def _fit_entry(work_dir: Path) -> dict:
+    saved = _read_json(work_dir / FIT_FILE, {})
+    segments = saved.get("segments", [])
+    return {"segments": segments, "resumed": len(segments) > 1,
+            "seconds": sum(segment["seconds"] for segment in segments), **saved.get("telemetry", {})}
+
+
+def _finish(work_dir: Path, final_dir: Path) -> tuple[bool, str | None]:
+    """Rename the complete partial directory into place. A finished record already there (a run whose lock had
+    expired) is kept, never replaced; a leftover without a record is moved aside. Returns (whether the existing
+    record was kept, a note for the user)."""
+    if (final_dir / records.RECORD_FILE).is_file():
+        shutil.rmtree(work_dir)
+        return True, f"a finished record was already at {final_dir}; it is kept and this attempt's copy discarded"
+    note = None
+    if final_dir.exists():
+        aside = final_dir.with_name(f"{final_dir.name}.stale-{int(time.time())}")
+        final_dir.rename(aside)
+        note = f"an unfinished leftover at {final_dir} (no record) was moved to {aside}"
     work_dir.rename(final_dir)
-    return RunResult(final_dir, written, reused=False)
+    return False, note
 
 
-def load_run(run_dir: str | Path, device: str = "auto", bindings: Sequence[str] = ()
-             ) -> tuple[dict[str, Any], Model, GroundTruthDataset]:
-    """Rebuild a finished run's fitted model and its dataset from its record and state file.
-    The run's whole parsed config is restored (so settings of metrics the run did not score are
-    kept), then `bindings` are applied on top."""
-    run_dir = Path(run_dir)
-    record = records.read_record(run_dir)
-    get_plugins()
-    gin.clear_config()
-    gin.parse_config(record["config"])
-    config.parse_bindings(bindings)
-    gin.finalize()
+def _score_existing(plugins, run_dir: Path, experiment, metrics, stale: list[str], device: str) -> dict:
+    """Score `stale` metrics on a finished run's saved fit and update its record (the run's lock is held)."""
+    torch_device = evaluation.resolve_device(device)
+    dataset = evaluation.build_dataset(plugins, experiment, torch_device)
+    model = evaluation.build_model(plugins, experiment)
+    evaluation.restore_state(model, run_dir / records.STATE_FILE, torch_device)
+    chosen = [m for m in metrics if m.name in stale]
+    results = evaluation.evaluate_metrics(model, dataset, chosen, experiment.evaluation_seed)
+    return evaluation.update_record(run_dir, results, gin.config_str())
+
+
+def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] = (), *,
+                   out_dir: str | Path = "runs", device: str = "auto", seed: int | None = None,
+                   progress: bool = True, wait: bool = False) -> RunResult:
+    started = time.perf_counter()
+    plugins = get_plugins()  # registers every plugin's configurables before gin parses
+    plugins.require_no_conflicts()
+    config.parse(config_files, bindings)
     experiment = config.read_experiment()
-    torch_device = resolve_device(device)
-    dataset = build_dataset(experiment, torch_device)
-    model = build_model(experiment)
-    model.load_state_dict(records.load_state(run_dir / records.STATE_FILE, torch_device))
-    return record, model, dataset
+    if seed is not None:
+        config.check_seed("--seed", seed)
+    seed = experiment.random_seed if seed is None else seed
+    out_dir = check_out_dir(out_dir)
+    torch_device = evaluation.resolve_device(device)
+    # Everything the config names is built, and so validated, before any fit starts.
+    dataset_registration = plugins.datasets.get(experiment.dataset_name)
+    model_registration = plugins.models.get(experiment.model_name)
+    metrics = evaluation.build_metrics(plugins, experiment.metric_names)
+    model = evaluation.build_model(plugins, experiment)
+    config_text = gin.config_str()
+    fit_hash = config.identity_hash({
+        "bindings": config.fit_identity(config_text, plugins.metrics.names()), "seed": seed,
+        "model_plugin": [model_registration.distribution, model_registration.version]})
+    run_id = f"{experiment.model_name}-{experiment.dataset_name}-seed{seed}-{fit_hash}"
+    final_dir = out_dir / run_id
+
+    with RunLock(out_dir / f"{run_id}.lock", f"run {run_id}", wait=wait):
+        if (final_dir / records.RECORD_FILE).is_file():
+            stale = evaluation.stale_metrics(records.read_record(final_dir)["metrics"], metrics,
+                                             experiment.evaluation_seed)
+            record = _score_existing(plugins, final_dir, experiment, metrics, stale, device) if stale \
+                else records.read_record(final_dir)
+            return RunResult(final_dir, record, reused=True, rescored=stale)
+
+        dataset = evaluation.build_dataset(plugins, experiment, torch_device)
+        work_dir = out_dir / f"{run_id}.partial"
+        work_dir.mkdir(exist_ok=True)
+        if (work_dir / records.STATE_FILE).is_file() and (work_dir / FIT_FILE).is_file() \
+                and _read_json(work_dir / FIT_FILE, {}).get("segments", [{}])[-1].get("outcome") == "finished":
+            evaluation.restore_state(model, work_dir / records.STATE_FILE, torch_device)  # resume at evaluation
+            fit_entry = _fit_entry(work_dir)
+        else:
+            fit_entry = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress)
+
+        evaluate_started = time.perf_counter()
+        partial_metrics = work_dir / PARTIAL_METRICS_FILE
+        scored: dict[str, Any] = _read_json(partial_metrics, {})
+        if isinstance(model, ExactMetricsModel) and records.EXACT_METRICS not in scored:
+            scored[records.EXACT_METRICS] = records.to_jsonable({"mode": "exact", "values": model.exact_metrics()})
+        if isinstance(model, TrainingScoresModel) and records.TRAINING_SCORES not in scored:
+            scored[records.TRAINING_SCORES] = records.to_jsonable({"mode": "training",
+                                                                   "values": model.training_scores()})
+        atomic_write_json(partial_metrics, scored)
+        stale = evaluation.stale_metrics(scored, metrics, experiment.evaluation_seed)
+        remaining = [m for m in metrics if m.name in stale]
+
+        def keep(name: str, result: dict) -> None:  # an interruption resumes at the next metric
+            scored[name] = result
+            atomic_write_json(partial_metrics, scored)
+
+        evaluation.evaluate_metrics(model, dataset, remaining, experiment.evaluation_seed, on_result=keep)
+        evaluate_seconds = time.perf_counter() - evaluate_started
+
+        operative_config = gin.operative_config_str()
+        atomic_write_text(work_dir / records.CONFIG_FILE, operative_config)
+        record = {
+            "schema": records.SCHEMA,
+            "run_id": run_id,
+            "fit_hash": fit_hash,
+            "created": _now(),
+            "model": {"name": experiment.model_name, "plugin": model_registration.plugin,
+                      "distribution": model_registration.distribution, "version": model_registration.version,
+                      "hyperparameters": model.hyperparameters()},
+            "dataset": {**dataset.describe(), "plugin": dataset_registration.plugin,
+                        "plugin_version": dataset_registration.version},
+            "seed": seed,
+            "solution_axes": dict(model.solution_axes),
+            "replicate_axes": list(model.replicate_axes),
+            "metrics": {name: scored[name] for name in
+                        [n for n in (records.EXACT_METRICS, records.TRAINING_SCORES) if n in scored]
+                        + [m.name for m in metrics]},
+            "metrics_history": [],
+            "timings": {"fit_seconds": fit_entry["seconds"], "evaluate_seconds": evaluate_seconds,
+                        "total_seconds": time.perf_counter() - started},
+            "fit": fit_entry,
+            "environment": environment(torch_device),
+            "config_files": [str(f) for f in config_files],
+            "bindings": list(bindings),
+            "config": config_text,
+            "operative_config": operative_config,
+            "files": [records.STATE_FILE, records.CONFIG_FILE],
+        }
+        written = records.write_record(work_dir, record)
+        shutil.rmtree(work_dir / CHECKPOINT_DIR, ignore_errors=True)  # only for resuming; state.npz holds the fit
+        for leftover in (FIT_FILE, PARTIAL_METRICS_FILE):
+            (work_dir / leftover).unlink(missing_ok=True)
+        kept_existing, note = _finish(work_dir, final_dir)
+        if kept_existing:
+            return RunResult(final_dir, records.read_record(final_dir), reused=True, note=note)
+        return RunResult(final_dir, written, reused=False, note=note)

@@ -6,10 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.errors import ConfigError
 from dlbench.records import EXACT_METRICS
-
-# The axis averaged away in summaries: random starts are replicates, not settings.
-REPLICATE_AXIS = "start"
 
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -53,16 +51,21 @@ def _mean_of_known(values: np.ndarray, axis: int) -> np.ndarray:
 
 
 def summarize(record: dict[str, Any], columns: list[str] | None = None) -> str:
-    """One row per setting (solution axes other than the replicate axis), means over replicates."""
+    """One row per setting (the solution axes that are not replicate axes), means over the replicates (the
+    model's `replicate_axes`: random starts, seeds)."""
     axes = record.get("solution_axes") or {}
     scores = scalar_scores(record)
-    if columns:
-        scores = {k: v for k, v in scores.items() if k in columns}
     shape = tuple(len(labels) for labels in axes.values())
     scores = {k: v for k, v in scores.items() if v.shape == shape}
+    if columns:
+        unknown = [c for c in columns if c not in scores]
+        if unknown:
+            raise ConfigError(f"--columns {unknown[0]!r} is not accepted; expected scores of this run: "
+                              f"{', '.join(scores) or 'none'}")
+        scores = {k: scores[k] for k in columns}
     names = list(axes)
-    if REPLICATE_AXIS in names:
-        position = names.index(REPLICATE_AXIS)
+    for axis in record.get("replicate_axes", []):
+        position = names.index(axis)
         scores = {k: _mean_of_known(v, axis=position) for k, v in scores.items()}
         names.pop(position)
     labels = [axes[name] for name in names]

@@ -18,3 +18,10 @@ def register_benchmarks():
 
     return {"dataset_sampling": bench_dataset_sampling,
             "shapes3d_full_grid": bench_shapes3d_full_grid}
+
+
+@hookimpl
+def register_commands(subparsers):
+    from dlbench.datasets.commands import add_commands
+
+    add_commands(subparsers)

@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from dlbench.config import check_binding
+from dlbench.datasets.files import LocatedFiles
 from dlbench.datasets.grid import FactorGrid, select_factors
 from dlbench.errors import ConfigError, DataError
 
@@ -103,7 +105,10 @@ class GridDataset:
     def sample_factors(self, num: int, generator: torch.Generator) -> torch.Tensor:
         # A uniform grid index is uniform and independent per factor; unravel it.
         index = torch.randint(len(self), (num,), generator=generator, device=generator.device)
-        return self.exposed_grid.unravel(index.to(self.device))
+        return self.factors_from_indices(index)
+
+    def factors_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.exposed_grid.unravel(indices.to(self.device))
 
     def observations_from_factors(self, factors: torch.Tensor) -> torch.Tensor:
         if factors.ndim != 2 or factors.shape[1] != len(self.exposed):
@@ -130,8 +135,7 @@ class GridDataset:
 
 def choose_source(name: str, source: str, official_available: bool) -> str:
     """Resolve `auto` to the official file when present, else the stand-in, and say which."""
-    if source not in SOURCES:
-        raise ConfigError(f"{name}.source={source!r}: accepted values are {list(SOURCES)}")
+    check_binding(source in SOURCES, "dataset.source", source, " or ".join(map(repr, SOURCES)))
     if source != "auto":
         return source
     chosen = "official" if official_available else "procedural"
@@ -143,21 +147,20 @@ def choose_source(name: str, source: str, official_available: bool) -> str:
 
 
 def make_dataset(name: str, source: str, device: torch.device | str, grid: FactorGrid, *,
-                 official_file, load_official: Callable, render: Callable,
+                 located: LocatedFiles, load_official: Callable, render: Callable,
                  observation_shape: tuple[int, ...], factors: Sequence[str] | None,
-                 keep_on_device: bool | None, file_names: tuple[str, ...], data_dir,
-                 stand_in: str) -> GridDataset:
+                 keep_on_device: bool | None, stand_in: str) -> GridDataset:
     """Build `name` from the official file (`load_official(path) -> (array, details)`) or the
     renderer, as `source` says."""
     device = torch.device(device)
-    chosen = choose_source(name, source, official_file is not None)
+    chosen = choose_source(name, source, located.official_file is not None)
     if chosen == "official":
-        if official_file is None:
-            where = f"in the data directory {data_dir}" if data_dir else "found: no data " \
+        if located.official_file is None:
+            where = f"in the data directory {located.data_dir}" if located.data_dir else "found: no data " \
                 "directory is set"
-            raise DataError(f"{name}: source 'official' but no {' or '.join(file_names)} "
+            raise DataError(f"{name}: source 'official' but no {' or '.join(located.official.names)} "
                             f"{where} (set DLBENCH_DATA_DIR, {name}.data_dir or {name}.path)")
-        array, details = load_official(official_file)
+        array, details = load_official(located.official_file)
         images = StoredImages(array, device, keep_on_device)
     else:
         images = RenderedImages(render, observation_shape)

@@ -1,53 +1,86 @@
-"""`dlbench data list | info NAME | prepare NAME [--path FILE] | verify NAME | preview NAME`."""
+"""`dlbench data list | info NAME | prepare NAME [--path FILE] | verify NAME | preview NAME`.
+
+Every registered dataset is listed and previewed, a third party's included; `prepare` and `verify`
+work for any dataset whose factory declares its published files (`official_files`). Heavy imports
+happen inside the handlers, so adding these commands to the parser costs nothing.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import torch
+from dlbench.errors import ConfigError, DataError
 
-from dlbench.datasets import dsprites, files, mpi3d, register_datasets, shapes3d
-from dlbench.errors import DataError, UnknownNameError
-
-# name -> (published file names, published checks, whether a checksum mismatch is fatal)
-OFFICIAL_FILES = {
-    "dsprites": ((dsprites.NPZ_NAME, dsprites.HDF5_NAME), dsprites.FILE_CHECKS, True),
-    "shapes3d": ((shapes3d.FILE_NAME,), shapes3d.FILE_CHECKS, True),
-    **{f"mpi3d_{v}": ((f"mpi3d_{v}.npz",), mpi3d.FILE_CHECKS, False) for v in mpi3d.VARIANTS},
-}
 PREVIEW_COLUMNS = 8
+PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 
-def _factory(name: str):
-    factories = register_datasets()
-    if name not in factories:
-        raise UnknownNameError(f"dataset {name!r} is not built in; choose from "
-                               f"{sorted(factories)}")
-    return factories[name]
+def _registration(name: str):
+    from dlbench.plugins import get_plugins
+
+    return get_plugins().datasets.get(name)
+
+
+def _official_files(name: str):
+    official = getattr(_registration(name).provided, "official_files", None)
+    if official is None:
+        raise ConfigError(f"dataset {name!r} declares no published files (it is generated, or its plugin does not "
+                          "say); prepare and verify apply to datasets with official files")
+    return official
+
+
+def _file_options(args) -> dict:
+    """The file options the user gave; a dataset without files only gets them when they were asked for."""
+    return {key: value for key, value in (("data_dir", args.data_dir), ("cache_dir", getattr(args, "cache_dir", None)),
+                                          ("path", getattr(args, "path", None))) if value is not None}
 
 
 def _build(args, source: str):
-    return _factory(args.name)(source=source, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                               path=args.path)
+    from dlbench.plugins import create_dataset
+
+    return create_dataset(args.name, source=source, **_file_options(args))
+
+
+def _data_dir(args) -> Path | None:
+    from dlbench.datasets import files
+
+    folder = files.resolve_data_dir(args.data_dir)
+    if folder is not None and not folder.is_dir():
+        source = "--data-dir" if args.data_dir is not None else f"${files.DATA_DIR_ENV}"
+        raise ConfigError(f"{source} {str(folder)!r} is not an existing directory; give the folder that holds the "
+                          "published files")
+    return folder
 
 
 def _official_file(args) -> Path:
-    names = OFFICIAL_FILES[args.name][0]
-    found = files.find_file(args.path, files.resolve_data_dir(args.data_dir), names)
+    from dlbench.datasets import files
+
+    names = _official_files(args.name).names
+    folder = _data_dir(args)
+    found = files.find_file(args.path, folder, names)
     if found is None:
-        raise DataError(f"{args.name}: none of {list(names)} in the data directory "
-                        f"{files.resolve_data_dir(args.data_dir)}; set DLBENCH_DATA_DIR, "
-                        "--data-dir or --path")
+        raise DataError(f"{args.name}: none of {list(names)} in the data directory {folder}; set "
+                        "DLBENCH_DATA_DIR, --data-dir or --path")
     return found
 
 
 def list_datasets(args) -> int:
-    folder = files.resolve_data_dir(args.data_dir)
-    for name in sorted(register_datasets()):
-        names, _, _ = OFFICIAL_FILES[name]
-        found = files.find_file(None, folder, names)
-        print(f"{name:16s} official: {found or 'not found (' + ' or '.join(names) + ')'}; "
-              "procedural: available")
+    from dlbench.datasets import files
+    from dlbench.plugins import get_plugins
+    from dlbench.summary import format_table
+
+    folder = _data_dir(args)
+    rows = []
+    for registration in get_plugins().datasets.entries():
+        official = getattr(registration.provided, "official_files", None)
+        if official is None:
+            status = "no published files"
+        else:
+            found = files.find_file(None, folder, official.names)
+            status = str(found) if found else f"not found ({' or '.join(official.names)})"
+        rows.append([registration.name, registration.plugin, status, registration.doc])
+    print(f"data directory: {folder or 'not set (' + files.DATA_DIR_ENV + ' or --data-dir)'}")
+    print(format_table(["dataset", "plugin", "official file", "description"], rows))
     return 0
 
 
@@ -57,20 +90,23 @@ def info(args) -> int:
 
 
 def prepare(args) -> int:
+    _official_file(args)  # names what is missing before the dataset tries
     dataset = _build(args, "official")
     facts = dataset.describe()
-    print(f"{args.name}: ready from {facts['file']} ({len(dataset)} observations; "
+    print(f"{args.name}: ready from {facts.get('file')} ({len(dataset)} observations; "
           f"cache {facts.get('cache', 'none: memory-mapped in place')})")
     return 0
 
 
 def verify(args) -> int:
+    from dlbench.datasets import files
+
     path = _official_file(args)
-    _, checks, strict = OFFICIAL_FILES[args.name]
-    stamp = files.verify_source(path, checks.get(path.name), strict=strict,
+    official = _official_files(args.name)
+    stamp = files.verify_source(path, official.checks.get(path.name), strict=official.strict,
                                 cache_dir=files.resolve_cache_dir(args.cache_dir), force=True)
-    reference = "matches the published reference" if stamp["matches_reference"] and \
-        stamp["expected"] else "no published checksum to compare" if not stamp["expected"] \
+    reference = "matches the published reference" if stamp["matches_reference"] and stamp["expected"] \
+        else "no published checksum to compare" if not stamp["expected"] \
         else "DOES NOT match the published reference"
     print(f"{path}: {stamp['bytes']} bytes, {stamp['algorithm']} {stamp['digest']} ({reference})")
     cache = _build(args, "official").describe().get("cache")
@@ -82,10 +118,25 @@ def verify(args) -> int:
 def preview(args) -> int:
     """A PNG grid: one row per factor, that factor stepped across its classes, the others held
     at one seeded random draw."""
+    import torch
     from matplotlib.image import imsave  # only the preview needs matplotlib
 
+    from dlbench.atomic import atomic_write
+    from dlbench.config import check_seed
+    from dlbench.interfaces import DiscreteGroundTruthDataset
+
+    out = Path(args.out or f"{args.name}-{args.source}-preview.png")
+    if out.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise ConfigError(f"--out {str(out)!r} is not accepted; expected an image file name ending in "
+                          f"{', '.join(PREVIEW_SUFFIXES)}")
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a directory; expected an image file name")
+    check_seed("--seed", args.seed)
     dataset = _build(args, args.source)
-    base = dataset.sample_factors(1, torch.Generator().manual_seed(args.seed))
+    if not isinstance(dataset, DiscreteGroundTruthDataset):
+        raise ConfigError(f"dataset {args.name!r} has no discrete factor grid to step through; preview shows "
+                          "discrete datasets")
+    base = dataset.sample_factors(1, torch.Generator(device=dataset.device).manual_seed(args.seed))
     rows = []
     for k, size in enumerate(dataset.factor_sizes):
         factors = base.repeat(PREVIEW_COLUMNS, 1)
@@ -93,13 +144,11 @@ def preview(args) -> int:
         rows.append(dataset.observations_from_factors(factors))
     images = torch.stack(rows).cpu()  # (factors, columns, C, H, W)
     num_rows, num_columns, channels, height, width = images.shape
-    sheet = images.permute(0, 3, 1, 4, 2).reshape(num_rows * height, num_columns * width,
-                                                  channels)
-    out = Path(args.out or f"{args.name}-{dataset.source}-preview.png")
-    imsave(out, sheet[..., 0].numpy() if channels == 1 else sheet.numpy(),
-           cmap="gray", vmin=0, vmax=255)
-    print(f"{out}: rows {list(dataset.factor_names)}, {PREVIEW_COLUMNS} steps each "
-          f"(source {dataset.source})")
+    sheet = images.permute(0, 3, 1, 4, 2).reshape(num_rows * height, num_columns * width, channels)
+    pixels = sheet[..., 0].numpy() if channels == 1 else sheet.numpy()
+    atomic_write(out, lambda stream: imsave(stream, pixels, cmap="gray", vmin=0, vmax=255,
+                                            format=out.suffix.lstrip(".").lower()))
+    print(f"{out}: rows {list(dataset.factor_names)}, {PREVIEW_COLUMNS} steps each (source {dataset.source})")
     return 0
 
 
@@ -112,23 +161,19 @@ def add_commands(subparsers) -> None:
         if needs_name:
             parser.add_argument("name", help="dataset name (see `dlbench data list`)")
             parser.add_argument("--path", help="the official file itself")
-            parser.add_argument("--cache-dir", help="default $DLBENCH_CACHE_DIR or "
-                                                    "~/.cache/dlbench")
-        parser.add_argument("--data-dir", help="folder of official files "
-                                               "(default $DLBENCH_DATA_DIR)")
+            parser.add_argument("--cache-dir", help="default $DLBENCH_CACHE_DIR or ~/.cache/dlbench")
+        parser.add_argument("--data-dir", help="folder of official files (default $DLBENCH_DATA_DIR)")
         parser.set_defaults(handler=handler)
         return parser
 
-    command("list", list_datasets, "built-in datasets and whether their files are found",
+    command("list", list_datasets, "registered datasets and whether their published files are found",
             needs_name=False)
-    for name, handler, help_text in (
-            ("info", info, "factors, sizes, values and source, as JSON"),
-            ("preview", preview, "PNG grid, one factor varied per row")):
+    for name, handler, help_text in (("info", info, "factors, sizes, values and source, as JSON"),
+                                     ("preview", preview, "PNG grid, one factor varied per row")):
         parser = command(name, handler, help_text)
-        parser.add_argument("--source", default="auto", choices=("auto", "official",
-                                                                 "procedural"))
+        parser.add_argument("--source", default="auto", choices=("auto", "official", "procedural", "synthetic"))
         if name == "preview":
-            parser.add_argument("--out", help="PNG file (default NAME-SOURCE-preview.png)")
+            parser.add_argument("--out", help="image file (default NAME-SOURCE-preview.png)")
             parser.add_argument("--seed", type=int, default=0)
     command("prepare", prepare, "verify the official file and build its cache")
     command("verify", verify, "recompute the file's checksum and the cache's")

@@ -19,6 +19,7 @@ from dlbench.datasets import files
 from dlbench.datasets.base import make_dataset
 from dlbench.datasets.grid import FactorGrid, class_values
 from dlbench.errors import DataError
+from dlbench.interfaces import OfficialFiles
 
 NAME = "dsprites"
 GRID = FactorGrid(
@@ -33,12 +34,12 @@ GRID = FactorGrid(
 PAPER_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 HDF5_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"
-FILE_CHECKS = {
+OFFICIAL_FILES = OfficialFiles(names=(NPZ_NAME, HDF5_NAME), checks={
     NPZ_NAME: files.FileCheck(md5="7da33b31b13a06f4b04a70402ce90c2e"),
     HDF5_NAME: files.FileCheck(
         bytes=28_024_106,
         sha256="729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb"),
-}
+})
 IMAGE_SIZE = 64
 ROWS_PER_BLOCK = 16384
 
@@ -135,26 +136,28 @@ def dsprites(source="auto", device=torch.device("cpu"), *, data_dir=None, cache_
              keep_on_device=None):
     """dSprites (official npz/HDF5 or procedural stand-in); default factors drop `color`.
 
-    data_dir: folder holding the published file (default $DLBENCH_DATA_DIR); path: the file
-    itself; cache_dir: where the decompressed cache goes (default $DLBENCH_CACHE_DIR or
-    ~/.cache/dlbench); factors: exposed factor names (default the paper's five, without color;
-    None for all six); factor_sizes: a leading sub-grid (variant or fixture files);
-    file_checks: {file name: {bytes, md5 | sha256}} overriding the published table;
-    keep_on_device: keep the images on the GPU (default: when they fit).
+    Args:
+        data_dir: folder holding the published file (default $DLBENCH_DATA_DIR).
+        cache_dir: where the decompressed cache goes (default $DLBENCH_CACHE_DIR or ~/.cache/dlbench).
+        path: the published file itself.
+        factors: exposed factor names (default the paper's five, without color; None for all six).
+        factor_sizes: a leading sub-grid (variant or fixture files).
+        file_checks: {file name: {bytes, md5 | sha256}} overriding the published table.
+        keep_on_device: keep the images on the GPU (default: when they fit).
     """
     grid = GRID if factor_sizes is None else GRID.leading_subgrid(factor_sizes)
-    folder = files.resolve_data_dir(data_dir)
-    official_file = files.find_file(path, folder, (NPZ_NAME, HDF5_NAME))
-    table = files.file_checks_table(FILE_CHECKS, file_checks)
-    cache = files.resolve_cache_dir(cache_dir)
+    located = files.locate(OFFICIAL_FILES, data_dir=data_dir, cache_dir=cache_dir, path=path,
+                           file_checks=file_checks)
 
     def render_classes(classes: torch.Tensor) -> torch.Tensor:
         return render(class_values(grid, classes))
 
     return make_dataset(
-        NAME, source, device, grid, official_file=official_file,
-        load_official=lambda file: load_official(file, grid, table, cache),
+        NAME, source, device, grid, located=located,
+        load_official=lambda file: load_official(file, grid, located.checks, located.cache_dir),
         render=render_classes, observation_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
         factors=factors, keep_on_device=keep_on_device,
-        file_names=(NPZ_NAME, HDF5_NAME), data_dir=folder,
         stand_in="procedural dSprites: square, ellipse, heart rasterised on pixel centres")
+
+
+dsprites.official_files = OFFICIAL_FILES

@@ -21,7 +21,9 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
+from dlbench.atomic import atomic_path, atomic_write_json
 from dlbench.errors import DataError
+from dlbench.interfaces import OfficialFiles
 
 DATA_DIR_ENV = "DLBENCH_DATA_DIR"
 CACHE_DIR_ENV = "DLBENCH_CACHE_DIR"
@@ -94,6 +96,25 @@ def file_checks_table(defaults: Mapping[str, FileCheck],
     return table
 
 
+@dataclass(frozen=True)
+class LocatedFiles:
+    """Where a dataset factory's files are: the data directory, the official file found there (or given), the
+    checks to verify it against, and the cache directory."""
+
+    official: OfficialFiles
+    data_dir: Path | None
+    official_file: Path | None
+    checks: dict[str, FileCheck]
+    cache_dir: Path
+
+
+def locate(official: OfficialFiles, *, data_dir=None, cache_dir=None, path=None, file_checks=None) -> LocatedFiles:
+    """The preamble every file-backed dataset factory shares: resolve the directories, find the file, merge checks."""
+    folder = resolve_data_dir(data_dir)
+    return LocatedFiles(official, folder, find_file(path, folder, official.names),
+                        file_checks_table(official.checks, file_checks), resolve_cache_dir(cache_dir))
+
+
 def file_digest(path: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
@@ -105,13 +126,6 @@ def file_digest(path: Path, algorithm: str) -> str:
 def _file_identity(path: Path) -> dict:
     stat = path.stat()
     return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(temporary, path)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -151,7 +165,7 @@ def verify_source(path: Path, check: FileCheck | None, *, strict: bool, cache_di
         warnings.warn(message, DataWarning, stacklevel=2)
     stamp = {**identity, "algorithm": algorithm if digest else None, "digest": digest,
              "expected": check.digest, "matches_reference": not problems}
-    write_json_atomic(stamp_path, stamp)
+    atomic_write_json(stamp_path, stamp)
     return stamp
 
 
@@ -171,10 +185,8 @@ def cached_array(cache_path: Path, shape: tuple[int, ...], dtype: np.dtype, sour
         if cached.shape == tuple(shape) and cached.dtype == dtype:
             return cached
 
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # a stale sidecar must never vouch for a new cache
-    temporary = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(cache_path) as temporary:
         writable = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
         fill(writable)
         writable.flush()
@@ -184,11 +196,7 @@ def cached_array(cache_path: Path, shape: tuple[int, ...], dtype: np.dtype, sour
             raise DataError(f"{temporary}: cache came out as {written.shape} {written.dtype}")
         del written
         cache_digest = file_digest(temporary, "sha256")
-        os.replace(temporary, cache_path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    write_json_atomic(meta_path, {**wanted, "sha256": cache_digest,
-                                  "source_digest": source_stamp.get("digest")})
+    atomic_write_json(meta_path, {**wanted, "sha256": cache_digest, "source_digest": source_stamp.get("digest")})
     return np.load(cache_path, mmap_mode="r")
 
 

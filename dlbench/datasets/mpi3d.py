@@ -24,6 +24,7 @@ from dlbench.datasets.base import make_dataset
 from dlbench.datasets.grid import FactorGrid, class_grid
 from dlbench.datasets.render import colourise
 from dlbench.errors import DataError
+from dlbench.interfaces import OfficialFiles
 
 NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color",
          "horizontal_axis", "vertical_axis")
@@ -31,8 +32,6 @@ SIZES_BY_COUNT = {1_036_800: (6, 6, 2, 3, 3, 40, 40), 460_800: (4, 4, 2, 3, 3, 4
 FULL_SIZES = SIZES_BY_COUNT[1_036_800]
 VARIANTS = ("real", "toy", "realistic")
 IMAGE_SIZE = 64
-# Published checksums changed upstream in 2025, so none is pinned; file_checks can supply one.
-FILE_CHECKS: dict[str, files.FileCheck] = {}
 
 # Stand-in scene, in pixels (rows grow downwards). Colours are RGB in [0, 1].
 OBJECT_COLOURS = ((0.9, 0.9, 0.9), (0.2, 0.6, 0.25), (0.75, 0.15, 0.15), (0.15, 0.25, 0.75),
@@ -135,37 +134,41 @@ def load_official(path: Path, factor_sizes, file_checks: dict, cache_dir: Path):
 def mpi3d_factory(variant: str):
     file_name = f"mpi3d_{variant}.npz"
     name = f"mpi3d_{variant}"
+    # Published checksums changed upstream in 2025, so none is pinned (file_checks can supply one) and a
+    # mismatch only warns.
+    official_files = OfficialFiles(names=(file_name,), strict=False)
 
     def factory(source="auto", device=torch.device("cpu"), *, data_dir=None, cache_dir=None,
                 path=None, factors=None, factor_sizes=None, file_checks=None,
                 keep_on_device=None):
-        folder = files.resolve_data_dir(data_dir)
-        official_file = files.find_file(path, folder, (file_name,))
-        table = files.file_checks_table(FILE_CHECKS, file_checks)
-        cache = files.resolve_cache_dir(cache_dir)
+        located = files.locate(official_files, data_dir=data_dir, cache_dir=cache_dir, path=path,
+                               file_checks=file_checks)
         # The official grid depends on the file's image count, so it is read before building.
         opened = None
-        if official_file is not None and source != "procedural":
-            opened = load_official(official_file, factor_sizes, table, cache)
+        if located.official_file is not None and source != "procedural":
+            opened = load_official(located.official_file, factor_sizes, located.checks, located.cache_dir)
         sizes = opened[2] if opened else tuple(factor_sizes or FULL_SIZES)
         grid = FactorGrid(NAMES, sizes, class_grid(sizes))
         return make_dataset(
-            name, source, device, grid, official_file=official_file,
+            name, source, device, grid, located=located,
             load_official=lambda file: opened[:2],
             render=lambda classes: render(classes, sizes),
             observation_shape=(3, IMAGE_SIZE, IMAGE_SIZE), factors=factors,
             keep_on_device=keep_on_device,
-            file_names=(file_name,), data_dir=folder,
             stand_in=f"procedural MPI3D-toy-like arm and object drawing, a stand-in of {name}")
 
     factory.__name__ = name
     factory.__doc__ = (
         f"MPI3D-{variant} (official {file_name}, memory-mapped; or a toy-like stand-in).\n\n"
-        f"    data_dir: folder holding {file_name} (default $DLBENCH_DATA_DIR); path: the file\n"
-        "    itself; cache_dir: where the verification stamp goes; factors: exposed factor\n"
-        "    names (default all seven); factor_sizes: override the sizes inferred from the\n"
-        "    image count; file_checks: {file name: {bytes, md5 | sha256}} (a mismatch warns);\n"
+        "Args:\n"
+        f"    data_dir: folder holding {file_name} (default $DLBENCH_DATA_DIR).\n"
+        "    cache_dir: where the verification stamp goes.\n"
+        "    path: the published file itself.\n"
+        "    factors: exposed factor names (default all seven).\n"
+        "    factor_sizes: override the sizes inferred from the image count.\n"
+        "    file_checks: {file name: {bytes, md5 | sha256}} (a mismatch warns).\n"
         "    keep_on_device: keep the images on the GPU (default: when they fit).\n")
+    factory.official_files = official_files
     return factory
 
 

@@ -21,6 +21,7 @@ from dlbench.datasets.base import make_dataset
 from dlbench.datasets.grid import FactorGrid
 from dlbench.datasets.render import hsv_to_rgb
 from dlbench.errors import DataError
+from dlbench.interfaces import OfficialFiles
 
 NAME = "shapes3d"
 HUES = torch.linspace(0.0, 0.9, 10, dtype=torch.float64)
@@ -32,9 +33,9 @@ GRID = FactorGrid(
             torch.linspace(-30.0, 30.0, 15, dtype=torch.float64)))
 SHAPE_NAMES = ("cube", "cylinder", "sphere", "capsule")
 FILE_NAME = "3dshapes.h5"
-FILE_CHECKS = {FILE_NAME: files.FileCheck(
+OFFICIAL_FILES = OfficialFiles(names=(FILE_NAME,), checks={FILE_NAME: files.FileCheck(
     bytes=267_573_662,
-    sha256="0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785")}
+    sha256="0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785")})
 IMAGE_SIZE = 64
 ROWS_PER_BLOCK = 10000
 
@@ -240,22 +241,25 @@ def shapes3d(source="auto", device=torch.device("cpu"), *, data_dir=None, cache_
              path=None, factors=None, factor_sizes=None, file_checks=None, keep_on_device=None):
     """Shapes3D (official 3dshapes.h5 or a ray-cast stand-in room).
 
-    data_dir: folder holding 3dshapes.h5 (default $DLBENCH_DATA_DIR); path: the file itself;
-    cache_dir: where the decompressed cache goes (default $DLBENCH_CACHE_DIR or
-    ~/.cache/dlbench); factors: exposed factor names (default all six); factor_sizes: a leading
-    sub-grid (variant or fixture files); file_checks: {file name: {bytes, md5 | sha256}}
-    overriding the published table; keep_on_device: keep the images on the GPU (default: when
-    they fit).
+    Args:
+        data_dir: folder holding 3dshapes.h5 (default $DLBENCH_DATA_DIR).
+        cache_dir: where the decompressed cache goes (default $DLBENCH_CACHE_DIR or ~/.cache/dlbench).
+        path: the published file itself.
+        factors: exposed factor names (default all six).
+        factor_sizes: a leading sub-grid (variant or fixture files).
+        file_checks: {file name: {bytes, md5 | sha256}} overriding the published table.
+        keep_on_device: keep the images on the GPU (default: when they fit).
     """
     device = torch.device(device)
     grid = GRID if factor_sizes is None else GRID.leading_subgrid(factor_sizes)
-    folder = files.resolve_data_dir(data_dir)
-    table = files.file_checks_table(FILE_CHECKS, file_checks)
-    cache = files.resolve_cache_dir(cache_dir)
+    located = files.locate(OFFICIAL_FILES, data_dir=data_dir, cache_dir=cache_dir, path=path,
+                           file_checks=file_checks)
     return make_dataset(
-        NAME, source, device, grid, official_file=files.find_file(path, folder, (FILE_NAME,)),
-        load_official=lambda file: load_official(file, grid, table, cache),
+        NAME, source, device, grid, located=located,
+        load_official=lambda file: load_official(file, grid, located.checks, located.cache_dir),
         render=ProceduralShapes3D(grid, device), observation_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
         factors=factors, keep_on_device=keep_on_device,
-        file_names=(FILE_NAME,), data_dir=folder,
         stand_in="procedural Shapes3D: ray-cast room, 480 geometries recoloured per hue triple")
+
+
+shapes3d.official_files = OFFICIAL_FILES

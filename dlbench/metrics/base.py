@@ -6,21 +6,21 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-import dlbench
+from dlbench.config import check_binding
 from dlbench.errors import ConfigError, DataError
+from dlbench.version import distribution_version
 
 MODES = ("reference", "fast")
 
 
 def check_choice(binding: str, value: Any, allowed: Sequence[Any]) -> Any:
-    if value not in allowed:
-        raise ConfigError(f"{binding} = {value!r} is not accepted; use one of {', '.join(map(repr, allowed))}")
+    check_binding(value in allowed, binding, value, f"one of {', '.join(map(repr, allowed))}")
     return value
 
 
 def check_count(binding: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{binding} = {value!r} is not accepted; use an integer >= {minimum}")
+    check_binding(not isinstance(value, bool) and isinstance(value, int) and value >= minimum, binding, value,
+                  f"an integer >= {minimum}")
     return value
 
 
@@ -38,6 +38,13 @@ def finite_codes(codes: torch.Tensor, minimum_codes: int = 1) -> torch.Tensor:
         raise DataError(f"codes contain {bad} NaN or infinite values (of {codes.numel()}); "
                         "a diverged model cannot be scored")
     return codes.to(torch.float64)
+
+
+def top_two_gap(scores: torch.Tensor) -> torch.Tensor:
+    """Per factor, largest minus second largest score over codes: (..., d, K) -> (..., K). MIG and SAP (sampled and
+    exact) are means of this gap."""
+    top_two = scores.topk(2, dim=-2).values
+    return top_two[..., 0, :] - top_two[..., 1, :]
 
 
 def _varies(factors: torch.Tensor) -> torch.Tensor:
@@ -90,7 +97,7 @@ def json_scores(scores: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def provenance(**entries: Any) -> dict[str, Any]:
     """How a score was produced, for the record: the metric's settings plus version and time."""
-    return {**entries, "dlbench_version": dlbench.__version__,
+    return {**entries, "dlbench_version": distribution_version(),
             "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from sklearn.linear_model import LogisticRegression
 
 from dlbench.metrics.base import estimator_seed, per_solution
 
@@ -161,6 +160,8 @@ def fit_logistic_regression(features: torch.Tensor, labels: torch.Tensor, num_cl
 
 
 def _reference_logits(features, labels, num_classes, evaluated, seed):
+    from sklearn.linear_model import LogisticRegression  # loaded only where the reference runs
+
     device = features.device
     features, evaluated = features.cpu().numpy(), [other.cpu().numpy() for other in evaluated]
     num_columns = _num_columns(num_classes)

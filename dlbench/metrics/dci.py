@@ -22,7 +22,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.ensemble import GradientBoostingClassifier
 
 from dlbench.metrics.base import (
     MODES,
@@ -67,6 +66,8 @@ def completeness(importance: torch.Tensor) -> torch.Tensor:
 
 
 def reference_importance(codes, test_codes, factors, test_factors, seed):
+    from sklearn.ensemble import GradientBoostingClassifier  # loaded only where the reference runs
+
     codes, test_codes = codes.cpu().numpy(), test_codes.cpu().numpy()
     factors, test_factors = factors.cpu().numpy(), test_factors.cpu().numpy()
     importance = np.zeros((codes.shape[1], factors.shape[1]))

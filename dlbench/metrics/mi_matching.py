@@ -6,7 +6,6 @@ rectangular d x K matrix (min(d, K) pairs). In nats, not normalised.
 from __future__ import annotations
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from dlbench.metrics.base import finite_codes, varying_factors
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
@@ -18,6 +17,8 @@ def matched_information(mutual_info: torch.Tensor) -> torch.Tensor:
     """Total weight of the maximum-weight one-to-one matching of rows to columns of each matrix
     (..., d, K), by scipy's Hungarian algorithm: one small assignment problem per matrix, all
     moved to the host in one transfer."""
+    from scipy.optimize import linear_sum_assignment  # scipy loads on first use, not with dlbench
+
     matrices = mutual_info.detach().reshape(-1, *mutual_info.shape[-2:]).cpu().numpy()
     totals = torch.empty(len(matrices), dtype=torch.float64)
     for index, matrix in enumerate(matrices):

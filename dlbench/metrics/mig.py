@@ -3,16 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from dlbench.metrics.base import finite_codes, varying_factors
+from dlbench.metrics.base import finite_codes, top_two_gap, varying_factors
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 from dlbench.metrics.mutual_info import factor_information
 from dlbench.metrics.sampling import BinnedMetric, Split, factor_details
-
-
-def top_two_gap(scores: torch.Tensor) -> torch.Tensor:
-    """Per factor, largest minus second largest score over codes: (..., d, K) -> (..., K)."""
-    top_two = scores.topk(2, dim=-2).values
-    return top_two[..., 0, :] - top_two[..., 1, :]
 
 
 def mig(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = DEFAULT_NUM_BINS) -> torch.Tensor:

@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import torch
 
-from dlbench.datasets.grid import FactorGrid
 from dlbench.errors import ConfigError, DataError
 from dlbench.interfaces import DiscreteGroundTruthDataset, GroundTruthDataset, Model
 from dlbench.metrics.base import check_choice, check_count, constant_factors, json_scores, metric_generator, provenance
@@ -76,8 +75,7 @@ def draw_splits(model: Model, dataset: GroundTruthDataset, *, protocol: str, siz
         raise DataError(f"protocol 'paper' draws {total} distinct images but {dataset.name!r} has only "
                         f"{len(grid)}; lower num_train / num_test or use protocol 'dlib'")
     indices = torch.randperm(len(grid), generator=generator, device=generator.device)[:total]
-    factor_grid = FactorGrid(tuple(grid.factor_names), tuple(grid.factor_sizes), tuple(grid.factor_values))
-    factors = factor_grid.unravel(indices.to(dataset.device))
+    factors = grid.factors_from_indices(indices)
     codes = encode_factors(encoder, grid, factors)
     bounds = torch.tensor((0, *sizes)).cumsum(0).tolist()
     return [Split(codes[..., start:stop, :], factors[start:stop]) for start, stop in zip(bounds, bounds[1:])]

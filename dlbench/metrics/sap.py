@@ -18,12 +18,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.svm import LinearSVC
 
 from dlbench.errors import ConfigError
-from dlbench.metrics.base import MODES, check_choice, check_count, finite_codes, per_solution, varying_factor_mask
+from dlbench.metrics.base import (
+    MODES,
+    check_choice,
+    check_count,
+    finite_codes,
+    per_solution,
+    top_two_gap,
+    varying_factor_mask,
+)
 from dlbench.metrics.discretize import labels_against
-from dlbench.metrics.mig import top_two_gap
 from dlbench.metrics.sampling import SampledMetric, Split, factor_details
 
 SVM_C = 0.01
@@ -46,6 +52,8 @@ def continuous_score_matrix(codes: torch.Tensor, factors: torch.Tensor) -> torch
 
 
 def reference_score_matrix(codes, test_codes, factors, test_factors) -> tuple[torch.Tensor]:
+    from sklearn.svm import LinearSVC  # loaded only where the reference estimator runs
+
     codes, factors, test_codes, test_factors = (t.cpu().numpy() for t in (codes, factors, test_codes, test_factors))
     scores = np.zeros((codes.shape[1], factors.shape[1]))
     for i in range(codes.shape[1]):

@@ -21,13 +21,14 @@ class FirstTwo:
     """Codes are the first two observed dimensions, times a gin-configurable scale."""
     name = "toy_first_two"
     solution_axes = {}
+    replicate_axes = ()
 
     def __init__(self, scale=1.0):
         self.scale = scale
 
-    def fit(self, dataset, *, device, seed, workdir, progress=True):
+    def fit(self, dataset, context):
         self.weight = torch.eye(2, dataset.observation_shape[0], dtype=torch.float64,
-                                device=device) * self.scale
+                                device=context.device) * self.scale
 
     def representation(self, observations):
         return observations.to(torch.float64) @ self.weight.T
@@ -161,7 +162,7 @@ def test_reserved_core_names_cannot_be_taken(monkeypatch):
     sneaky.register_datasets = hookimpl(lambda: {"model": object})
     monkeypatch.setitem(sys.modules, "sneaky", sneaky)
     with pytest.raises(DuplicateNameError, match="'model' is provided by both plugin 'dlbench'"):
-        Plugins(builtin_modules=("sneaky",))
+        Plugins(builtin_modules=("sneaky",)).require_no_conflicts()
 
 
 def test_unknown_name_error_lists_choices():

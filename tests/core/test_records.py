@@ -9,9 +9,13 @@ from dlbench.errors import RecordError
 
 
 def minimal_record():
-    return {"schema": records.SCHEMA, "run_id": "r", "model": {}, "dataset": {}, "seed": 0,
-            "metrics": {"exact": {"values": {"sap": torch.tensor([0.5, float("nan")])}}},
-            "config": "", "operative_config": ""}
+    return {"schema": records.SCHEMA, "run_id": "m-d-seed0-0123456789", "fit_hash": "0123456789", "created": "now",
+            "model": {"name": "m", "plugin": "p", "distribution": "d", "version": "1", "hyperparameters": {}},
+            "dataset": {"name": "d", "source": "synthetic"}, "seed": 0, "solution_axes": {"start": [0, 1]},
+            "replicate_axes": ["start"],
+            "metrics": {"exact": {"values": {"sap": torch.tensor([0.5, float("nan")])}}}, "metrics_history": [],
+            "timings": {"fit_seconds": 1.0}, "fit": {}, "environment": {}, "config_files": [], "bindings": [],
+            "config": "", "operative_config": "", "files": []}
 
 
 def test_record_round_trip_turns_tensors_into_strict_json(tmp_path):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlbench import records
+from dlbench import FitContext, records
 from dlbench.cli import main
-from dlbench.runner import load_run, run_experiment
+from dlbench.evaluation import load_run
+from dlbench.runner import run_experiment
 
 
 def run_dir_of(out):
@@ -20,7 +21,7 @@ def test_run_writes_a_complete_record(tmp_path, tiny_linear_gin, capsys):
     printed = capsys.readouterr().out
     run_dir = run_dir_of(out)
     record = json.loads((run_dir / "record.json").read_text())
-    assert record["schema"] == "dlbench.run/1"
+    assert record["schema"] == "dlbench.run/2"
     assert record["model"]["name"] == "linear_gaussian_vae"
     assert record["model"]["distribution"] == "dlbench-linear-gaussian"
     assert record["model"]["hyperparameters"]["betas"] == [1.0, 4.0]
@@ -84,7 +85,7 @@ def test_interrupted_run_leaves_no_record_and_resumes_from_checkpoints(
     checkpoint = records.load_state(finished.run_dir / "state.npz")
     marked = {k: v.reshape(-1, *v.shape[4:]) for k, v in checkpoint.items()}
     marked["iterations"] = torch.full_like(marked["iterations"], 777)
-    records.save_state(partial / "checkpoints" / "solver_fixed_point.npz", marked)
+    FitContext("cpu", 0, partial / "checkpoints").save_checkpoint("solver_fixed_point", marked)
     monkeypatch.setattr(solvers, "fixed_point", real_fixed_point)
     assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
     record = records.read_record(run_dir_of(out))

@@ -21,8 +21,9 @@ class WrongShape:
     """Forgets the observation axis: codes (d,) instead of (num, d)."""
     name = "wrong_shape"
     solution_axes = {}
+    replicate_axes = ()
 
-    def fit(self, dataset, *, device, seed, workdir, progress=True):
+    def fit(self, dataset, context):
         self.weight = torch.ones(2, dataset.observation_shape[0], dtype=torch.float64)
 
     def representation(self, observations):

@@ -26,7 +26,7 @@ def test_list_info_and_preview(tmp_path, capsys):
 
 def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys):
     assert run(["data", "info", "celeba"]) == 2
-    assert "not built in" in capsys.readouterr().err
+    assert "unknown dataset 'celeba'; available: dsprites" in capsys.readouterr().err
     path = fixtures.write_dsprites_npz(tmp_path / dsprites.NPZ_NAME, (1, 3, 1, 2, 2, 2))
     assert run(["data", "prepare", "dsprites", "--path", str(path)]) == 2
     err = capsys.readouterr().err

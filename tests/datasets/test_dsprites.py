@@ -146,7 +146,7 @@ def test_missing_key_truncated_file_and_missing_file(tmp_path):
 
 
 def test_bad_source_and_factor_shape_are_config_errors():
-    with pytest.raises(ConfigError, match="accepted values"):
+    with pytest.raises(ConfigError, match="dataset.source = 'file' is not accepted; expected"):
         dsprites.dsprites(source="file")
     data = dsprites.dsprites(source="procedural")
     with pytest.raises(ConfigError, match=r"expected \(n, 5\)"):

@@ -37,6 +37,10 @@ class GridDataset:
     def sample_factors(self, num, generator):
         return torch.stack([torch.randint(size, (num,), generator=generator) for size in self.factor_sizes], 1)
 
+    def factors_from_indices(self, indices):
+        strides = torch.tensor([int(np.prod(self.factor_sizes[k + 1:])) for k in range(len(self.factor_sizes))])
+        return indices.unsqueeze(-1) // strides % torch.tensor(self.factor_sizes)
+
     def observations_from_factors(self, factors):
         return factors.to(torch.float64)
 

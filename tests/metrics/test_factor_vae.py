@@ -42,5 +42,6 @@ def test_batched_model_scores_every_solution():
 def test_refuses_continuous_dataset_and_paper_protocol():
     with pytest.raises(ConfigError, match="factor_vae_score needs a dataset with a discrete factor grid"):
         FactorVAEScore(num_train=10)(LinearModel(np.eye(3)), ContinuousDataset(), generator=torch.Generator())
-    with pytest.raises(ConfigError, match="factor_vae_score.protocol = 'paper' is not accepted; use one of 'dlib'"):
+    with pytest.raises(ConfigError,
+                       match="factor_vae_score.protocol = 'paper' is not accepted; expected one of 'dlib'"):
         FactorVAEScore(protocol="paper")

@@ -74,9 +74,10 @@ def test_every_registered_metric_scores_single_and_batched_models(name):
 
 
 def test_bad_settings_are_refused_in_one_line():
-    with pytest.raises(ConfigError, match=r"mig.protocol = 'paperz' is not accepted; use one of 'paper', 'dlib'"):
+    with pytest.raises(ConfigError, match=r"mig.protocol = 'paperz' is not accepted; expected one of 'paper', 'dlib'"):
         MIG(protocol="paperz")
-    with pytest.raises(ConfigError, match=r"sap_score.mode = 'quick' is not accepted; use one of 'reference', 'fast'"):
+    with pytest.raises(ConfigError,
+                       match=r"sap_score.mode = 'quick' is not accepted; expected one of 'reference', 'fast'"):
         SAPScore(mode="quick")
-    with pytest.raises(ConfigError, match=r"mig.num_train = 0 is not accepted; use an integer >= 2"):
+    with pytest.raises(ConfigError, match=r"mig.num_train = 0 is not accepted; expected an integer >= 2"):
         MIG(num_train=0)

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import torch
 
+from dlbench import axis_grid
 from dlbench_linear_gaussian import solvers
 from dlbench_linear_gaussian.instance import Instance
 
@@ -87,17 +88,10 @@ def naive_adamw(instance: Instance, beta: float, lam: float, starts, iterations:
     return np.array(losses)
 
 
-def _grid(num_starts: int):
-    beta, lam = torch.meshgrid(torch.tensor(PAPER_BETAS, dtype=torch.float64),
-                               torch.tensor(PAPER_LAMBDAS, dtype=torch.float64), indexing="ij")
-    return (beta.reshape(-1).repeat_interleave(num_starts),
-            lam.reshape(-1).repeat_interleave(num_starts))
-
-
 def bench_fixed_point(quick: bool = False) -> list[dict]:
     num_starts, max_half_steps, timed_per_cell = (4, 2_000, 1) if quick else (50, 100_000, 1)
     instance = Instance.draw(100, 5, 0.05, 42)
-    beta, lam = _grid(num_starts)
+    beta, lam = axis_grid(PAPER_BETAS, PAPER_LAMBDAS, repeat=num_starts)
     B, sigma_w = solvers.fixed_point_starts(len(beta), 10, 100, torch.Generator().manual_seed(0))
     started = time.perf_counter()
     solvers.fixed_point(instance, beta, lam, B, sigma_w, 1e-5, max_half_steps)
@@ -119,7 +113,7 @@ def bench_fixed_point(quick: bool = False) -> list[dict]:
 def bench_adamw(quick: bool = False) -> list[dict]:
     num_starts, iterations, timed_per_cell = (2, 50, 1) if quick else (10, 300, 1)
     instance = Instance.draw(100, 5, 0.05, 42)
-    beta, lam = _grid(num_starts)
+    beta, lam = axis_grid(PAPER_BETAS, PAPER_LAMBDAS, repeat=num_starts)
     starts = solvers.adamw_starts(len(beta), 10, 100, torch.Generator().manual_seed(0))
     started = time.perf_counter()
     solvers.adamw(instance, beta, lam, *starts, iterations=iterations, learning_rate=1e-3,

@@ -1,13 +1,12 @@
 """The linear-Gaussian β-VAE / λβ-VAE model: a grid of (solver, β, λ, start) solutions."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from dlbench import ConfigError, check_binding, load_state, save_state
+from dlbench import ConfigError, FitContext, StateMismatchError, axis_grid, check_binding, check_state_entry
 from dlbench_linear_gaussian import objective, solvers
 from dlbench_linear_gaussian.instance import Instance, LinearGaussianDataset
 
@@ -20,6 +19,7 @@ PAPER_SETTINGS = {
          "clip_norms": (1.0, 2.0)},
 }
 SOLUTION_TENSORS = ("A", "B", "sigma_z", "sigma_w")
+FLAG_TENSORS = ("iterations", "stopped", "no_minimiser")
 
 
 def _numbers(values, binding: str, accepted: str, valid) -> tuple[float, ...]:
@@ -34,6 +34,7 @@ class LinearGaussianVAE:
     iteration and/or AdamW for every (β, λ) cell and random start as one batched computation."""
 
     name = "linear_gaussian_vae"
+    replicate_axes = ("start",)
 
     def __init__(self, betas, lambdas, solvers_used, num_starts, num_latent, tol, max_half_steps,
                  adamw_iterations, learning_rate, weight_decay, clip_norms, adamw_record_every,
@@ -77,14 +78,12 @@ class LinearGaussianVAE:
 
     def _grid(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """β and λ of every solution of one solver, flattened in (β, λ, start) order."""
-        beta, lam = torch.meshgrid(torch.tensor(self.betas, dtype=torch.float64),
-                                   torch.tensor(self.lambdas, dtype=torch.float64), indexing="ij")
-        repeat = self.num_starts
-        return (beta.reshape(-1).repeat_interleave(repeat).to(device),
-                lam.reshape(-1).repeat_interleave(repeat).to(device))
+        return axis_grid(self.betas, self.lambdas, repeat=self.num_starts, device=device)
 
-    def fit(self, dataset, *, device: torch.device, seed: int, workdir: Path,
-            progress: bool = True) -> None:
+    def fit(self, dataset, context: FitContext) -> None:
+        """Solve every (solver, β, λ, start); each finished solver is a checkpoint, and AdamW also saves its
+        progress every minute, so an interrupted fit resumes where it stopped."""
+        device, seed = context.device, context.seed
         if not isinstance(dataset, LinearGaussianDataset):
             raise ConfigError(f"model linear_gaussian_vae needs dataset.name = "
                               f"'linear_gaussian', not {dataset.name!r}")
@@ -97,21 +96,18 @@ class LinearGaussianVAE:
         beta, lam = self._grid(device)
         per_solver = []
         for index, solver in enumerate(self.solvers):
-            checkpoint = Path(workdir) / f"solver_{solver}.npz"
-            if checkpoint.is_file():  # an interrupted run resumes after its finished solvers
-                result = load_state(checkpoint, device)
-            else:
-                result = self._solve(solver, beta, lam, n, m, _solver_seed(seed, index), device,
-                                     progress, Path(workdir) / f"solver_{solver}.partial.npz")
-                save_state(checkpoint, result)
+            result = context.load_checkpoint(f"solver_{solver}", map_location=device)
+            if result is None:  # an interrupted run resumes after its finished solvers
+                result = self._solve(solver, beta, lam, n, m, _solver_seed(seed, index), context)
+                context.save_checkpoint(f"solver_{solver}", result)
             per_solver.append(result)
         self.solution = _stack_solvers(per_solver, self.solution_shape)
 
-    def _solve(self, solver, beta, lam, n, m, seed, device, progress,
-               partial_checkpoint: Path) -> dict[str, torch.Tensor]:
+    def _solve(self, solver, beta, lam, n, m, seed, context: FitContext) -> dict[str, torch.Tensor]:
         # Starts are drawn on the CPU so that a seed gives the same starts on every device.
         generator = torch.Generator().manual_seed(seed)
         count = len(beta)
+        device, progress = context.device, context.progress
         if solver == "fixed_point":
             B, sigma_w = (t.to(device) for t in solvers.fixed_point_starts(count, m, n, generator))
             result = solvers.fixed_point(self.instance, beta, lam, B, sigma_w,
@@ -121,10 +117,9 @@ class LinearGaussianVAE:
             starts = (t.to(device) for t in solvers.adamw_starts(count, m, n, generator))
             # AdamW is the long solver (minutes on a GPU for the paper's grid): it saves its
             # progress every minute, and an interrupted run continues from there.
-            checkpointer = solvers.Checkpointer(
-                save=lambda state: save_state(partial_checkpoint, state),
-                resume=load_state(partial_checkpoint, device)
-                if partial_checkpoint.is_file() else None)
+            partial = f"solver_{solver}.partial"
+            checkpointer = solvers.Checkpointer(save=lambda state: context.save_checkpoint(partial, state),
+                                                resume=context.load_checkpoint(partial, map_location=device))
             result = solvers.adamw(self.instance, beta, lam, *starts,
                                    iterations=self.settings["adamw_iterations"],
                                    learning_rate=self.learning_rate,
@@ -185,13 +180,24 @@ class LinearGaussianVAE:
         return dict(self.solution)
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        missing = [k for k in (*SOLUTION_TENSORS, "iterations") if k not in state]
+        """Restore a fit, refusing any entry whose shape or dtype this configuration would not produce."""
+        missing = [name for name in (*SOLUTION_TENSORS, *FLAG_TENSORS, "b_norm_trajectory") if name not in state]
         if missing:
-            raise ConfigError(f"linear_gaussian_vae state lacks {missing}")
+            raise StateMismatchError(f"linear_gaussian_vae state lacks {missing}")
         if tuple(state["B"].shape[:4]) != self.solution_shape:
-            raise ConfigError(f"linear_gaussian_vae state has solution shape "
-                              f"{tuple(state['B'].shape[:4])}; this config expects "
-                              f"{self.solution_shape}")
+            raise StateMismatchError(f"linear_gaussian_vae state has solution shape {tuple(state['B'].shape[:4])}; "
+                                     f"this config expects {self.solution_shape}")
+        m, n = self.num_latent, state["B"].shape[-1]
+        shape = self.solution_shape
+        expected = {"A": ((*shape, n, m), torch.float64), "B": ((*shape, m, n), torch.float64),
+                    "sigma_z": ((*shape, n, n), torch.float64), "sigma_w": ((*shape, m, m), torch.float64),
+                    "iterations": (shape, torch.int64), "stopped": (shape, torch.bool),
+                    "no_minimiser": (shape, torch.bool), "b_norm_trajectory": ((*shape, None), torch.float32)}
+        for name, (entry_shape, dtype) in expected.items():
+            check_state_entry(state, name, entry_shape, dtype, owner=self.name)
+        extra = sorted(set(state) - set(expected))
+        if extra:
+            raise StateMismatchError(f"linear_gaussian_vae state has unexpected entries {extra}")
         self.solution = dict(state)
 
 

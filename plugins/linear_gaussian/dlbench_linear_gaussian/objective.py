@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from dlbench import matched_information
+from dlbench import matched_information, top_two_gap
 from dlbench_linear_gaussian.instance import Instance
 
 
@@ -24,12 +24,6 @@ def symmetrize(matrix: torch.Tensor) -> torch.Tensor:
 def latent_covariance(B: torch.Tensor, sigma_w: torch.Tensor, sigma_y: torch.Tensor) -> torch.Tensor:
     """Σ_X = B Σ_Y Bᵀ + Σ_W."""
     return B @ sigma_y @ B.mT + sigma_w
-
-
-def reconstruction_covariance(A, B, sigma_w, sigma_y) -> torch.Tensor:
-    """R = E[(Y − AX)(Y − AX)ᵀ] = (I − AB) Σ_Y (I − AB)ᵀ + A Σ_W Aᵀ."""
-    residual = _eye(A.shape[-2], A) - A @ B
-    return residual @ sigma_y @ residual.mT + A @ sigma_w @ A.mT
 
 
 def _trace(matrix: torch.Tensor) -> torch.Tensor:
@@ -114,8 +108,7 @@ def factor_correlations(B, sigma_w, instance: Instance) -> torch.Tensor:
 
 def sap_from_correlations(rho2: torch.Tensor) -> torch.Tensor:
     """SAP = mean over factors of the gap between the two largest ρ² over latents."""
-    top_two = torch.topk(rho2, 2, dim=-2).values
-    return (top_two[..., 0, :] - top_two[..., 1, :]).mean(-1)
+    return top_two_gap(rho2).mean(-1)
 
 
 def mutual_information_matrix(rho2: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench import atomic_write
-from dlbench.records import read_record
+from dlbench import atomic_write, read_record
 
 SCORES = (("nll", "NLL (nats)"), ("sap", "SAP"), ("i_m", "I_m (nats)"))
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from lg_test_helpers import dense_loss_np
 
-from dlbench import ConfigError, load_state, save_state
+from dlbench import ConfigError, FitContext, load_state, save_state
 from dlbench_linear_gaussian import solvers
 from dlbench_linear_gaussian.instance import linear_gaussian
 from dlbench_linear_gaussian.model import linear_gaussian_vae
@@ -36,20 +36,19 @@ def test_fit_rejects_a_single_latent_and_other_datasets(tmp_path):
     dataset = linear_gaussian(n=6, s=2, seed=0)
     with pytest.raises(ConfigError, match="num_latent"):
         linear_gaussian_vae(**dict(CONFIG, num_latent=1)).fit(
-            dataset, device=CPU, seed=0, workdir=tmp_path, progress=False)
+            dataset, FitContext(CPU, 0, tmp_path, progress=False))
 
     class Other:
         name = "dsprites"
 
     with pytest.raises(ConfigError, match="linear_gaussian"):
-        linear_gaussian_vae(**CONFIG).fit(Other(), device=CPU, seed=0, workdir=tmp_path,
-                                          progress=False)
+        linear_gaussian_vae(**CONFIG).fit(Other(), FitContext(CPU, 0, tmp_path, progress=False))
 
 
 def _fit(workdir, seed=0, **overrides):
     dataset = linear_gaussian(n=8, s=2, seed=3)
     model = linear_gaussian_vae(**dict(CONFIG, **overrides))
-    model.fit(dataset, device=CPU, seed=seed, workdir=workdir, progress=False)
+    model.fit(dataset, FitContext(CPU, seed, workdir, progress=False))
     return model, dataset
 
 
@@ -121,12 +120,13 @@ def test_state_dict_round_trip(fitted, tmp_path):
 
 def test_fit_resumes_from_solver_checkpoints(tmp_path, monkeypatch):
     original, _ = _fit(tmp_path)
-    checkpoints = {name: tmp_path / f"solver_{name}.npz" for name in ("fixed_point", "adamw")}
+    store = FitContext(CPU, 0, tmp_path)
+    checkpoints = {name: store.checkpoint_path(f"solver_{name}") for name in ("fixed_point", "adamw")}
     assert all(path.is_file() for path in checkpoints.values())
     # Mark the fixed-point checkpoint, so that reuse is visible, and drop the AdamW one.
-    marked = load_state(checkpoints["fixed_point"])
+    marked = store.load_checkpoint("solver_fixed_point")
     marked["B"] = marked["B"] + 1.0
-    save_state(checkpoints["fixed_point"], marked)
+    store.save_checkpoint("solver_fixed_point", marked)
     checkpoints["adamw"].unlink()
 
     def must_not_run(*args, **kwargs):
@@ -160,7 +160,7 @@ def test_b_norm_ratio_reports_the_contraction(tmp_path):
     model = linear_gaussian_vae(betas=[4, 16], lambdas=[0, 2], solvers=["fixed_point", "adamw"],
                                 num_starts=2, num_latent=3, max_half_steps=4000,
                                 adamw_iterations=20)
-    model.fit(dataset, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False)
+    model.fit(dataset, FitContext("cpu", 0, tmp_path, progress=False))
     ratio = model.exact_metrics()["b_norm_ratio"]
     assert ratio.shape == (2, 2, 2, 2)
     for b, beta in enumerate([4.0, 16.0]):

@@ -1,0 +1,46 @@
+"""The one way dlbench writes a file: to a temporary name beside it, flushed to disk, then renamed.
+
+A reader never sees a half-written file, and an interrupted or failed write (a full disk included)
+leaves the previous file intact and no temporary behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` for the block to write (by any means, e.g. a memory map); when the block
+    succeeds it is fsynced and renamed onto `path`, when it fails it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(temp_name)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Call write(binary stream) on a temporary file beside `path`, then fsync and rename it into place."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        write(stream)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda stream: stream.write(text.encode()))
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
+    """Strict JSON (no NaN), indented one space, with a final newline."""
+    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False) + "\n")
