@@ -268,9 +268,20 @@ def get_plugins() -> Plugins:
 
 
 def parameter_descriptions(factory: Callable) -> dict[str, str]:
-    """{parameter: description} from the `Args:` section of a factory's docstring (Google style: `name: text` lines
-    at the section's indent, continuation lines indented deeper)."""
-    lines = (inspect.getdoc(getattr(factory, "__wrapped__", factory)) or "").splitlines()
+    """{parameter: description} from the `Args:` sections of a factory's docstring, and for a class of its bases'
+    docstrings too (shared parameters are documented once, where they are defined)."""
+    factory = getattr(factory, "__wrapped__", factory)
+    owners = [c for c in factory.__mro__ if c is not object] if inspect.isclass(factory) else [factory]
+    descriptions: dict[str, str] = {}
+    for owner in reversed(owners):
+        descriptions.update(_args_section(inspect.getdoc(owner) or ""))
+    return descriptions
+
+
+def _args_section(doc: str) -> dict[str, str]:
+    """The Google-style `Args:` section of a docstring: `name: text` lines at the section's indent, continuation
+    lines indented deeper."""
+    lines = doc.splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip() in ("Args:", "Parameters:")), None)
     if start is None:
         return {}

@@ -18,6 +18,7 @@ import argparse
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -30,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from dlbench.errors import ConfigError, RecordError
-from dlbench.records import KNOWN_SCHEMAS, RECORD_FILE, check_record, record_digest
-from dlbench.summary import format_table, scalar_scores
+
+# dlbench.records and dlbench.summary load torch, so they are imported where a record is (re)read or a table
+# printed: a query answered from an up-to-date index (csv, json) never waits for torch.
+RECORD_FILE = "record.json"  # the name dlbench.records writes
 
 INDEX_FILE = ".dlbench-index.sqlite"
 # Bumped when the index layout changes; an index of another version is rebuilt from the records.
@@ -71,7 +72,6 @@ RUN_FIELDS = ("model", "dataset", "source", "config_hash", "run_id", "plugin_ver
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 HEX = re.compile(r"[0-9a-f]+\Z")
 AXIS_PREFIX, SCORE_PREFIX = "axis:", "score:"
-SQL_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 
 _SCHEMA_SQL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -172,6 +172,8 @@ def load_record(path: Path) -> dict[str, Any]:
     """The record at `path`, refused (RecordError naming the file) unless it is JSON of a known schema
     whose digest matches its contents, with every field its schema requires (dlbench.records.check_record;
     a legacy record: the fields the index needs, and the digest if it has one)."""
+    from dlbench.records import KNOWN_SCHEMAS, check_record, record_digest
+
     try:
         record = json.loads(Path(path).read_bytes(), parse_constant=_refuse_constant)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -197,19 +199,26 @@ def load_record(path: Path) -> dict[str, Any]:
 
 def record_rows(path: Path, run_dir: str) -> RecordRows:
     """The solution rows of the record at `path` (see load_record for what is refused)."""
+    from dlbench.summary import scalar_scores
+
     record = load_record(path)
     run_id = _text_field(path, record, "run_id")
     axes = _solution_axes(path, record)
-    run_values = (run_id, run_dir, _text_field(path, record, "model", "name"),
-                  record["model"].get("plugin"), record["model"].get("distribution"),
-                  record["model"].get("version"), _text_field(path, record, "dataset", "name"),
-                  _text_field(path, record, "dataset", "source"), config_hash(record, axes),
-                  _fit_hash(path, record, run_id),
+    model_name = _text_field(path, record, "model", "name")
+    plugin, distribution, version = (value if isinstance(value, str) else None
+                                     for value in map(record["model"].get, ("plugin", "distribution", "version")))
+    run_values = (run_id, run_dir, model_name, plugin, distribution, version,
+                  _text_field(path, record, "dataset", "name"), _text_field(path, record, "dataset", "source"),
+                  config_hash(record, axes), _fit_hash(path, record, run_id),
                   record["seed"] if isinstance(record["seed"], (int, float, str)) else None)
     replicate_axes = _replicate_axes(path, record, axes)
     shape = tuple(len(labels) for labels in axes.values())
+    try:
+        all_scores = scalar_scores(record)
+    except (AttributeError, TypeError):  # a metric result whose "values" is not a mapping
+        raise _refuse(path, "the metrics", "{metric: {score: number or nested list}}") from None
     scores, notes = {}, []
-    for name, values in scalar_scores(record).items():
+    for name, values in all_scores.items():
         if values.shape != shape:
             continue  # a score per run or per latent, not per solution
         if not PLAIN_NAME.match(name):
@@ -218,7 +227,7 @@ def record_rows(path: Path, run_dir: str) -> RecordRows:
         scores[name] = values.reshape(-1)
     columns = (*RUN_COLUMNS, *(AXIS_PREFIX + name for name in axes), *(SCORE_PREFIX + name for name in scores))
     rows = []
-    for flat, index in enumerate(np.ndindex(*shape)):
+    for flat, index in enumerate(itertools.product(*(range(length) for length in shape))):
         labels = tuple(axes[name][position] for name, position in zip(axes, index))
         values = tuple(None if math.isnan(v[flat]) else float(v[flat]) for v in scores.values())
         rows.append((*run_values, *labels, *values))
@@ -460,10 +469,6 @@ class Solution:
     replicate_axes: tuple[str, ...]
     axes: dict[str, Any]
     scores: dict[str, float]
-
-    def field(self, name: str) -> Any:
-        """A run field or an axis value (None where this solution has no such axis)."""
-        return getattr(self, name) if name in RUN_FIELDS else self.axes.get(name)
 
     @property
     def setting(self) -> tuple[tuple[str, Any], ...]:
@@ -731,6 +736,8 @@ def format_groups(groups: Sequence[Group], group_by: Sequence[str], metrics: Seq
             text = format_mean_std(mean, std)
             cells.append(text if known in (0, g.count) else f"{text} (n={known})")
         rows.append([*(_cell(v) for v in g.key), g.count, *cells])
+    from dlbench.summary import format_table
+
     return format_table([*group_by, "n", *metrics], rows)
 
 

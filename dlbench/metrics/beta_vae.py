@@ -46,7 +46,16 @@ def beta_vae_accuracy(features: torch.Tensor, labels: torch.Tensor, eval_feature
 
 
 class BetaVAEScore:
-    """BetaVAE score: accuracy of a linear classifier naming the shared factor from code differences."""
+    """BetaVAE score: accuracy of a linear classifier naming the shared factor from code differences.
+
+    Args:
+        protocol: how factors are sampled ("dlib": per factor).
+        batch_size: pairs of codes averaged into one training point.
+        num_train: training points of the classifier.
+        num_eval: evaluation points.
+        mode: "reference" (scikit-learn's LogisticRegression) or "fast" (the same objective in torch).
+        random_seed: the metric's own sampling seed (default: the run's evaluation.random_seed).
+    """
 
     name = "beta_vae_score"
 

@@ -48,7 +48,17 @@ def majority_vote_accuracy(train_votes: torch.Tensor, eval_votes: torch.Tensor) 
 
 
 class FactorVAEScore:
-    """FactorVAE score: accuracy of a majority vote naming the fixed factor from the least-varying code."""
+    """FactorVAE score: accuracy of a majority vote naming the fixed factor from the least-varying code.
+
+    Args:
+        protocol: how factors are sampled ("dlib": per factor).
+        batch_size: codes per vote that share the fixed factor.
+        num_train: votes that train the majority-vote classifier.
+        num_eval: votes that evaluate it.
+        num_variance_estimate: samples for each code's global variance.
+        prune_threshold: codes with a global standard deviation below this are inactive.
+        random_seed: the metric's own sampling seed (default: the run's evaluation.random_seed).
+    """
 
     name = "factor_vae_score"
 

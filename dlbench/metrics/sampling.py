@@ -83,7 +83,16 @@ def draw_splits(model: Model, dataset: GroundTruthDataset, *, protocol: str, siz
 
 class SampledMetric(abc.ABC):
     """A metric scored on a train split (and a test split when num_test is set) drawn under a
-    protocol; subclasses define `name` and `score`."""
+    protocol; subclasses define `name` and `score`.
+
+    Args:
+        protocol: how codes are sampled: "paper" (distinct images of the grid) or "dlib" (factors drawn per factor).
+        num_train: number of samples in the train split.
+        num_test: number of samples in the test split.
+        num_bins: equal-width histogram bins per code for discrete mutual information.
+        mode: "reference" (scikit-learn's estimator) or "fast" (the same objective solved in torch).
+        random_seed: the metric's own sampling seed (default: the run's evaluation.random_seed).
+    """
 
     name: str
 

@@ -161,7 +161,12 @@ def sap(codes: torch.Tensor, factors: torch.Tensor, test_codes: torch.Tensor | N
 
 
 class SAPScore(SampledMetric):
-    """SAP: gap between the two codes that best predict each factor on their own (linear SVM or R²)."""
+    """SAP: gap between the two codes that best predict each factor on their own (linear SVM or R²).
+
+    Args:
+        continuous_factors: score with squared correlations (continuous factors) instead of SVMs; None: from the
+            dataset's factors.
+    """
 
     name = "sap_score"
 

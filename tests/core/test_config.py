@@ -97,3 +97,14 @@ def test_configurables_table_lists_every_kind_with_defaults(capsys):
                              ("linear_gaussian_vae.num_starts", "50")]:
         row = next(line for line in table.splitlines() if line.split()[0] == binding)
         assert row.split()[-1] == default, row
+
+
+def test_configurables_table_describes_parameters(capsys):
+    assert main(["list", "configurables"]) == 0
+    table = capsys.readouterr().out
+    for binding, words in [("dataset.name", "registered dataset name"), ("mig.num_train", "train split"),
+                           ("sap_score.mode", "scikit-learn"), ("dsprites.factors", "exposed factor names"),
+                           ("linear_gaussian_vae.num_starts", "random starts"),
+                           ("factor_vae_score.prune_threshold", "inactive")]:
+        row = next(line for line in table.splitlines() if line.split()[0] == binding)
+        assert words in row, row

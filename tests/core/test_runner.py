@@ -146,3 +146,109 @@ def test_evaluate_adds_scores_to_a_real_run_and_keeps_the_old_ones(tmp_path, tin
     # With no --metrics it re-scores what the record has, never the model's exact scores.
     assert main(["evaluate", str(run_dir), "--device", "cpu"]) == 0
     assert len(records.read_record(run_dir)["metrics_history"]) == 3
+
+
+METRIC = ["-p", "evaluation.metrics = ['mig']", "-p", "mig.protocol = 'dlib'", "-p", "mig.num_train = 300"]
+
+
+def test_a_changed_metric_setting_rescores_the_saved_fit_without_refitting(tmp_path, tiny_linear_gin, monkeypatch,
+                                                                          capsys):
+    from dlbench_linear_gaussian import solvers
+
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet", *METRIC]) == 0
+    first = records.read_record(run_dir_of(out))
+
+    def must_not_fit(*args, **kwargs):
+        raise AssertionError("the model was fitted again for a metric setting")
+
+    monkeypatch.setattr(solvers, "fixed_point", must_not_fit)
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet", *METRIC,
+                 "-p", "mig.num_train = 400"]) == 0
+    assert "scored mig on its saved fit" in capsys.readouterr().out
+    second = records.read_record(run_dir_of(out))
+    assert second["run_id"] == first["run_id"]
+    assert second["metrics"]["mig"]["provenance"]["num_train"] == 400
+    assert second["metrics_history"][0]["result"] == first["metrics"]["mig"]
+    # The same settings again: nothing to do, the record stays byte for byte.
+    before = (run_dir_of(out) / "record.json").read_bytes()
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet", *METRIC,
+                 "-p", "mig.num_train = 400"]) == 0
+    assert (run_dir_of(out) / "record.json").read_bytes() == before
+
+
+def test_the_run_id_follows_the_fit_not_the_evaluation(tmp_path, tiny_linear_gin):
+    base = run_experiment([tiny_linear_gin], out_dir=tmp_path / "a", progress=False)
+    other_metric = run_experiment([tiny_linear_gin], ["evaluation.metrics = ['mig']", "mig.protocol = 'dlib'",
+                                                      "mig.num_train = 200"], out_dir=tmp_path / "b", progress=False)
+    other_model = run_experiment([tiny_linear_gin], ["linear_gaussian_vae.num_starts = 2"], out_dir=tmp_path / "c",
+                                 progress=False)
+    assert base.record["run_id"] == other_metric.record["run_id"]
+    assert base.record["run_id"] != other_model.record["run_id"]
+    assert base.record["run_id"].endswith(base.record["fit_hash"])
+    environment = base.record["environment"]
+    assert {"cuda", "cudnn", "deterministic_algorithms"} <= set(environment)
+
+
+def test_a_bad_metric_binding_fails_before_the_fit(tmp_path, tiny_linear_gin, monkeypatch, capsys):
+    from dlbench_linear_gaussian import solvers
+
+    def must_not_fit(*args, **kwargs):
+        raise AssertionError("the fit started before the metric settings were checked")
+
+    monkeypatch.setattr(solvers, "fixed_point", must_not_fit)
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "-p", "evaluation.metrics = ['mig']",
+                 "-p", "mig.num_bins = 1"]) == 2
+    assert "mig.num_bins = 1 is not accepted; expected an integer >= 2" in capsys.readouterr().err
+    assert not list(out.glob("*"))
+
+
+def test_a_resumed_run_adds_up_its_fit_segments(tmp_path, tiny_linear_gin, monkeypatch):
+    from dlbench_linear_gaussian import solvers
+
+    real_fixed_point = solvers.fixed_point
+
+    def slow_then_interrupted(*args, **kwargs):
+        import time
+
+        time.sleep(0.3)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(solvers, "fixed_point", slow_then_interrupted)
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 130
+    monkeypatch.setattr(solvers, "fixed_point", real_fixed_point)
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet"]) == 0
+    record = records.read_record(run_dir_of(out))
+    segments = record["fit"]["segments"]
+    assert [s["outcome"] for s in segments] == ["interrupted", "finished"]
+    assert segments[0]["seconds"] >= 0.3 and record["fit"]["resumed"]
+    assert record["timings"]["fit_seconds"] == pytest.approx(sum(s["seconds"] for s in segments))
+
+
+def test_a_model_whose_fit_raises_is_named_in_one_line(tmp_path, tiny_linear_gin, monkeypatch, capsys):
+    from dlbench_linear_gaussian import solvers
+
+    def broken(*args, **kwargs):
+        raise ValueError("the solver met a bug")
+
+    monkeypatch.setattr(solvers, "fixed_point", broken)
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "model 'linear_gaussian_vae' (plugin linear_gaussian 0.1.0) failed during fit: ValueError: the solver " \
+           "met a bug; its partial run is kept in" in err
+    assert list(out.glob("*.partial"))
+
+
+def test_evaluate_takes_metric_bindings_only(tmp_path, tiny_linear_gin, capsys):
+    out = tmp_path / "runs"
+    assert main(["run", str(tiny_linear_gin), "--out", str(out), "--quiet", *METRIC]) == 0
+    before = (run_dir_of(out) / "record.json").read_bytes()
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir_of(out)), "-p", "linear_gaussian_vae.num_starts = 9"]) == 2
+    err = capsys.readouterr().err
+    assert "would change the trained model" in err and err.count("\n") == 1
+    assert (run_dir_of(out) / "record.json").read_bytes() == before

@@ -170,7 +170,16 @@ class LinearGaussianDataset:
 def linear_gaussian(n: int = 100, s: int = 5, noise_var: float = 0.05, seed: int = 42,
                     instance_file: str | None = None, save_instance: str | None = None,
                     source: str = "auto", device: torch.device = torch.device("cpu")):
-    """Linear-Gaussian factors V and observations Y = ΓV + N (the paper's exact model)."""
+    """Linear-Gaussian factors V and observations Y = ΓV + N (the paper's exact model).
+
+    Args:
+        n: observed dimension.
+        s: number of factors (n >= s).
+        noise_var: observation noise variance σ².
+        seed: seed of the drawn instance (Γ and Σ_V).
+        instance_file: an .npz instance to use instead (keys Gamma, Sigma_V, noise_var).
+        save_instance: write the instance used to this .npz file.
+    """
     check_binding(source in ("auto", "synthetic"), "dataset.source", source,
                   '"auto" or "synthetic" (the linear-Gaussian data are always synthetic)')
     if instance_file is not None:

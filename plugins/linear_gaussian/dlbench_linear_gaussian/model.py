@@ -231,7 +231,23 @@ def linear_gaussian_vae(betas: Sequence[float] = (1, 4, 8, 16, 32),
                         adamw_iterations: int | None = None, learning_rate: float = 1e-3,
                         weight_decay: float = 0.01, clip_norms: Sequence[float] | None = None,
                         adamw_record_every: int = 10, plateau_tol: float = 1e-5):
-    """Exact linear-Gaussian β-VAE / λβ-VAE, batched over (solver, β, λ, start)."""
+    """Exact linear-Gaussian β-VAE / λβ-VAE, batched over (solver, β, λ, start).
+
+    Args:
+        betas: the β grid (KL weights > 0).
+        lambdas: the λ grid (weights >= 0 of the auxiliary L2 reconstruction penalty; λ = 0 is the β-VAE).
+        solvers: "fixed_point" (the stationarity equations) and/or "adamw" (the closed-form loss).
+        num_starts: random starts per (β, λ) cell.
+        num_latent: latent dimension m.
+        tol: fixed-point stopping tolerance per half-step (default: the paper's for n).
+        max_half_steps: fixed-point half-step cap (default: the paper's for n).
+        adamw_iterations: AdamW steps (default: the paper's for n).
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        clip_norms: per-start gradient clip norms for [A, B] and [L_Z, L_W] (default: the paper's for n).
+        adamw_record_every: AdamW steps between recorded ‖B‖₂ values.
+        plateau_tol: relative best-loss change over the last tenth of AdamW below which it has converged.
+    """
     betas = _numbers(betas, "linear_gaussian_vae.betas", "a non-empty list of numbers > 0",
                      lambda v: v > 0)
     lambdas = _numbers(lambdas, "linear_gaussian_vae.lambdas", "a non-empty list of numbers >= 0",
