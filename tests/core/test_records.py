@@ -61,3 +61,13 @@ def test_state_files_never_unpickle(tmp_path):
         records.load_state(path)
     records.save_state(path, {"w": torch.arange(3.0)})
     assert torch.equal(records.load_state(path)["w"], torch.arange(3.0))
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemp_s(tmp_path):
+    import os
+
+    from dlbench.atomic import FILE_MODE
+
+    records.write_record(tmp_path, minimal_record())
+    assert os.stat(tmp_path / "record.json").st_mode & 0o777 == FILE_MODE
+    assert FILE_MODE & 0o044  # readable by others under the usual umask 022
