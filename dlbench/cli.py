@@ -9,6 +9,7 @@ import argparse
 import errno
 import fnmatch
 import os
+import re
 import signal
 import sys
 import traceback
@@ -25,6 +26,7 @@ _OS_ERROR_HINTS = {
     errno.EPERM: "choose a location you can write to",
     errno.EROFS: "choose a writable file system",
     errno.ENOTDIR: "a part of that path is a file; choose a directory path",
+    errno.EEXIST: "a part of that path is a file; choose a directory path",
     errno.EISDIR: "that is a directory; give a file path",
     errno.ENOENT: "check the path",
     errno.ENAMETOOLONG: "choose a shorter path",
@@ -74,6 +76,7 @@ def _cmd_evaluate(args) -> int:
     from dlbench.locking import RunLock
     from dlbench.plugins import get_plugins
     from dlbench.runner import RunResult
+    from dlbench.summary import summarize
 
     if args.seed is not None:
         config.check_seed("--seed", args.seed)
@@ -97,7 +100,9 @@ def _cmd_evaluate(args) -> int:
         seed = experiment.evaluation_seed if args.seed is None else args.seed
         metrics = evaluation.build_metrics(plugins, names)
         results = evaluation.evaluate_metrics(model, dataset, metrics, seed)
-        written = evaluation.update_record(run_dir, results, gin.config_str())
+        record = evaluation.merged_record(run_dir, results, gin.config_str())
+        summarize(records.to_jsonable(record), args.columns)  # a bad --columns fails before the record changes
+        written = records.write_record(run_dir, record)
     _print_run_summary(RunResult(run_dir, written, reused=True), args.columns)
     return 0
 
@@ -164,10 +169,10 @@ def _cmd_list(args) -> int:
 
 
 def _draw(run_dir: Path, out_dir: Path | None) -> None:
+    from dlbench.evaluation import load_record
     from dlbench.plugins import get_plugins
-    from dlbench.records import read_record
 
-    model_name = read_record(run_dir)["model"]["name"]
+    model_name = load_record(run_dir)["model"]["name"]
     plots = get_plugins().plots
     if model_name not in plots:
         raise ConfigError(f"no plugin draws figures for model {model_name!r}; models with figures: "
@@ -281,9 +286,13 @@ def _disable_plugins(argv: Sequence[str]) -> None:
 
 
 def _os_error_line(exc: OSError) -> str:
-    where = exc.filename if exc.filename is not None else "a file operation"
-    hint = _OS_ERROR_HINTS.get(exc.errno, "check the path and its permissions")
-    return f"{where}: {exc.strerror or exc}; {hint}"
+    first_line = str(exc).splitlines()[0]
+    # gin re-raises errors from inside a configurable as a copy that keeps only the message
+    code = exc.errno if exc.errno is not None else int(next(iter(re.findall(r"\[Errno (\d+)\]", first_line)), -1))
+    hint = _OS_ERROR_HINTS.get(code, "check the path and its permissions")
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}; {hint}"
+    return f"{first_line}; {hint}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

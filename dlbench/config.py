@@ -148,10 +148,10 @@ def parse(config_files: Sequence[str | Path], bindings: Sequence[str]) -> None:
         try:
             with _quiet_gin():
                 gin.parse_config_file(str(path))
-        except _GIN_ERRORS as exc:
-            raise ConfigError(one_line(exc, str(path))) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not a text file ({exc.reason}); give a .gin file") from exc
+        except _GIN_ERRORS as exc:
+            raise ConfigError(one_line(exc, str(path))) from exc
     parse_bindings(bindings)
     finalize()
 
@@ -160,6 +160,10 @@ def finalize() -> None:
     try:
         gin.finalize()
     except _GIN_ERRORS as exc:
+        macro = re.search(r"No bindings specified for '([^'/]+)/gin.macro'", str(exc))
+        if macro:
+            raise ConfigError(f"%{macro[1]} is used but never defined; define it in a gin file or with -p "
+                              f"('{macro[1]} = value')") from exc
         raise ConfigError(one_line(exc, "config")) from exc
 
 

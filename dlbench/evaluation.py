@@ -118,15 +118,20 @@ def merge_results(metrics: dict[str, Any], history: list[dict[str, Any]], result
     return {**metrics, **results}, [*history, *moved]
 
 
-def update_record(run_dir: Path, results: dict[str, Any], config_text: str | None = None) -> dict[str, Any]:
-    """Read-modify-write of a finished record (the caller holds the run's lock): new results in, replaced ones to
-    the history. `config_text` replaces the stored config when the metric settings changed."""
-    record = records.read_record(run_dir)
+def merged_record(run_dir: Path, results: dict[str, Any], config_text: str | None = None) -> dict[str, Any]:
+    """A finished record, read again now, with new results in and replaced ones moved to the history;
+    `config_text` replaces the stored config when the metric settings changed. Nothing is written."""
+    record = load_record(run_dir)
     record["metrics"], record["metrics_history"] = merge_results(record["metrics"], record["metrics_history"],
                                                                  results)
     if config_text is not None:
         record["config"] = config_text
-    return records.write_record(run_dir, record)
+    return record
+
+
+def update_record(run_dir: Path, results: dict[str, Any], config_text: str | None = None) -> dict[str, Any]:
+    """Read-modify-write of a finished record; the caller holds the run's lock, so no writer drops another's."""
+    return records.write_record(run_dir, merged_record(run_dir, results, config_text))
 
 
 def restore_state(model: Model, state_file: Path, device: torch.device) -> None:
@@ -145,10 +150,23 @@ def registered_configurables(plugins: Plugins) -> set[str]:
     return {name for kind in ("models", "datasets", "metrics") for name in plugins.registries[kind].names()}
 
 
-def parse_record_config(record: Mapping[str, Any], where: str, plugins: Plugins, bindings: Sequence[str] = ()
-                        ) -> config.Experiment:
-    """Check the record's config is inert data, then parse it (and `bindings` on top) as the current gin config."""
+def load_record(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's record, checked as data: its schema and digest (records.read_record), and a config holding
+    nothing but bindings of configurables registered here, naming the model the record names. Every command that
+    reads a run goes through this, so a record can never make dlbench import or run anything."""
+    record = records.read_record(run_dir)
+    where = str(Path(run_dir) / records.RECORD_FILE)
+    plugins = get_plugins()
     config.check_record_config(record["config"], where, registered_configurables(plugins))
+    named = config.bindings_of(record["config"], "model").get("name")
+    if named != repr(record["model"]["name"]):
+        raise RecordError(f"{where}: config names model {named} but the record {record['model']['name']!r}; the "
+                          "record was edited")
+    return record
+
+
+def parse_record_config(record: Mapping[str, Any], where: str, bindings: Sequence[str] = ()) -> config.Experiment:
+    """Parse a checked record's config (load_record) and `bindings` on top as the current gin config."""
     gin.clear_config()
     try:
         gin.parse_config(record["config"])
@@ -156,11 +174,7 @@ def parse_record_config(record: Mapping[str, Any], where: str, plugins: Plugins,
         raise RecordError(config.one_line(exc, where)) from None
     config.parse_bindings(bindings)
     config.finalize()
-    experiment = config.read_experiment()
-    if experiment.model_name != record["model"]["name"]:
-        raise RecordError(f"{where}: config names model {experiment.model_name!r} but the record "
-                          f"{record['model']['name']!r}; the record was edited")
-    return experiment
+    return config.read_experiment()
 
 
 def load_run(run_dir: str | Path, device: str = "auto", bindings: Sequence[str] = ()
@@ -169,9 +183,9 @@ def load_run(run_dir: str | Path, device: str = "auto", bindings: Sequence[str] 
     The run's whole parsed config is restored (so settings of metrics the run did not score are
     kept), then `bindings` are applied on top."""
     run_dir = Path(run_dir)
-    record = records.read_record(run_dir)
+    record = load_record(run_dir)
     plugins = get_plugins()
-    experiment = parse_record_config(record, str(run_dir / records.RECORD_FILE), plugins, bindings)
+    experiment = parse_record_config(record, str(run_dir / records.RECORD_FILE), bindings)
     torch_device = resolve_device(device)
     dataset = build_dataset(plugins, experiment, torch_device)
     model = build_model(plugins, experiment)

@@ -144,9 +144,11 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
     torch.manual_seed(seed)
     try:
         model.fit(dataset, context)
-    except (DlbenchError, KeyboardInterrupt, MemoryError):
+    except KeyboardInterrupt:
         segments.save("interrupted")
         raise
+    except (DlbenchError, MemoryError):
+        raise  # a refused request (a bad checkpoint, too large a stack) made no progress worth a segment
     except Exception as exc:  # the plugin's own code failed: say whose, and keep what it wrote
         segments.save("failed")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -181,10 +183,9 @@ def _finish(work_dir: Path, final_dir: Path) -> tuple[bool, str | None]:
     return False, note
 
 
-def _score_existing(plugins, run_dir: Path, experiment, metrics, stale: list[str], device: str) -> dict:
+def _score_existing(plugins, run_dir: Path, experiment, dataset, metrics, stale: list[str],
+                    torch_device: torch.device) -> dict:
     """Score `stale` metrics on a finished run's saved fit and update its record (the run's lock is held)."""
-    torch_device = evaluation.resolve_device(device)
-    dataset = evaluation.build_dataset(plugins, experiment, torch_device)
     model = evaluation.build_model(plugins, experiment)
     evaluation.restore_state(model, run_dir / records.STATE_FILE, torch_device)
     chosen = [m for m in metrics if m.name in stale]
@@ -210,6 +211,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
     model_registration = plugins.models.get(experiment.model_name)
     metrics = evaluation.build_metrics(plugins, experiment.metric_names)
     model = evaluation.build_model(plugins, experiment)
+    dataset = evaluation.build_dataset(plugins, experiment, torch_device)
     config_text = gin.config_str()
     fit_hash = config.identity_hash({
         "bindings": config.fit_identity(config_text, plugins.metrics.names()), "seed": seed,
@@ -219,21 +221,27 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
 
     with RunLock(out_dir / f"{run_id}.lock", f"run {run_id}", wait=wait):
         if (final_dir / records.RECORD_FILE).is_file():
-            stale = evaluation.stale_metrics(records.read_record(final_dir)["metrics"], metrics,
-                                             experiment.evaluation_seed)
-            record = _score_existing(plugins, final_dir, experiment, metrics, stale, device) if stale \
-                else records.read_record(final_dir)
+            existing = evaluation.load_record(final_dir)
+            stale = evaluation.stale_metrics(existing["metrics"], metrics, experiment.evaluation_seed)
+            record = _score_existing(plugins, final_dir, experiment, dataset, metrics, stale, torch_device) \
+                if stale else existing
             return RunResult(final_dir, record, reused=True, rescored=stale)
 
-        dataset = evaluation.build_dataset(plugins, experiment, torch_device)
         work_dir = out_dir / f"{run_id}.partial"
+        fresh = not work_dir.exists()
         work_dir.mkdir(exist_ok=True)
         if (work_dir / records.STATE_FILE).is_file() and (work_dir / FIT_FILE).is_file() \
                 and _read_json(work_dir / FIT_FILE, {}).get("segments", [{}])[-1].get("outcome") == "finished":
             evaluation.restore_state(model, work_dir / records.STATE_FILE, torch_device)  # resume at evaluation
             fit_entry = _fit_entry(work_dir)
         else:
-            fit_entry = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress)
+            try:
+                fit_entry = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress)
+            except DlbenchError:
+                # A request refused before any progress (too large, say) leaves nothing behind to resume.
+                if fresh and not any((work_dir / CHECKPOINT_DIR).iterdir()):
+                    shutil.rmtree(work_dir)
+                raise
 
         evaluate_started = time.perf_counter()
         partial_metrics = work_dir / PARTIAL_METRICS_FILE

@@ -6,8 +6,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from dlbench.config import check_binding
+from dlbench.config import check_binding, check_seed
 from dlbench.errors import ConfigError, DataError
+from dlbench.resources import require_memory
 from dlbench.version import distribution_version
 
 MODES = ("reference", "fast")
@@ -104,6 +105,21 @@ def provenance(**entries: Any) -> dict[str, Any]:
 def estimator_seed(seed: int) -> int:
     """A recorded seed as scikit-learn's random_state, which must be below 2**32."""
     return seed % 2**32
+
+
+def check_metric_seed(binding: str, random_seed: Any) -> int | None:
+    return None if random_seed is None else check_seed(binding, random_seed)
+
+
+def require_sample_memory(model, dataset, num_samples: int, what: str) -> None:
+    """Refuse a metric whose samples (factors, and codes of every solution in float64) cannot fit in memory, before
+    drawing any: one observation is encoded (with its own generator, so the metric's draws are unchanged) to learn
+    the code size."""
+    factors, observations = dataset.sample(1, torch.Generator(device=dataset.device).manual_seed(0))
+    codes = model.representation(observations)
+    per_sample = 8 * (codes.numel() + factors.numel())
+    require_memory(per_sample * num_samples, dataset.device, f"{what} with {num_samples:,} samples", per_sample,
+                   "samples")
 
 
 def metric_generator(random_seed: int | None, generator: torch.Generator,

@@ -17,10 +17,12 @@ from dlbench.metrics.base import (
     MODES,
     check_choice,
     check_count,
+    check_metric_seed,
     finite_codes,
     json_scores,
     metric_generator,
     provenance,
+    require_sample_memory,
 )
 from dlbench.metrics.classifiers import accuracy, logistic_regression_logits
 from dlbench.metrics.discretize import labels_against
@@ -66,7 +68,7 @@ class BetaVAEScore:
         self.num_train = check_count("beta_vae_score.num_train", num_train, minimum=2)
         self.num_eval = check_count("beta_vae_score.num_eval", num_eval)
         self.mode = check_choice("beta_vae_score.mode", mode, MODES)
-        self.random_seed = random_seed
+        self.random_seed = check_metric_seed("beta_vae_score.random_seed", random_seed)
 
     def _points(self, model, dataset, num_points, generator) -> tuple[torch.Tensor, torch.Tensor]:
         num_factors = len(dataset.factor_sizes)
@@ -81,6 +83,7 @@ class BetaVAEScore:
 
     def __call__(self, model: Model, dataset: GroundTruthDataset, *, generator: torch.Generator) -> dict[str, Any]:
         grid = require_discrete_dataset(dataset, self.name, SUPERVISED_ALTERNATIVE)
+        require_sample_memory(model, grid, 2 * (self.num_train + self.num_eval) * self.batch_size, self.name)
         generator, seed = metric_generator(self.random_seed, generator, dataset.device)
         features, labels = self._points(model, grid, self.num_train, generator)
         eval_features, eval_labels = self._points(model, grid, self.num_eval, generator)

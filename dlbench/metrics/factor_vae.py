@@ -13,7 +13,15 @@ from typing import Any
 import torch
 
 from dlbench.interfaces import GroundTruthDataset, Model
-from dlbench.metrics.base import check_count, finite_codes, json_scores, metric_generator, provenance
+from dlbench.metrics.base import (
+    check_count,
+    check_metric_seed,
+    finite_codes,
+    json_scores,
+    metric_generator,
+    provenance,
+    require_sample_memory,
+)
 from dlbench.metrics.sampling import (
     SUPERVISED_ALTERNATIVE,
     check_protocol,
@@ -71,7 +79,7 @@ class FactorVAEScore:
         self.num_eval = check_count("factor_vae_score.num_eval", num_eval)
         self.num_variance_estimate = check_count("factor_vae_score.num_variance_estimate", num_variance_estimate, 2)
         self.prune_threshold = float(prune_threshold)
-        self.random_seed = random_seed
+        self.random_seed = check_metric_seed("factor_vae_score.random_seed", random_seed)
 
     def _votes(self, model, dataset, num_votes, global_variance, generator) -> torch.Tensor:
         num_factors = len(dataset.factor_sizes)
@@ -85,6 +93,8 @@ class FactorVAEScore:
 
     def __call__(self, model: Model, dataset: GroundTruthDataset, *, generator: torch.Generator) -> dict[str, Any]:
         grid = require_discrete_dataset(dataset, self.name, SUPERVISED_ALTERNATIVE)
+        require_sample_memory(model, grid, (self.num_train + self.num_eval) * self.batch_size
+                              + self.num_variance_estimate, self.name)
         generator, seed = metric_generator(self.random_seed, generator, dataset.device)
         global_variance = finite_codes(
             sample_and_encode(model.representation, dataset, self.num_variance_estimate, generator).codes).var(-2)

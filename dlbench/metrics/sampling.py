@@ -16,7 +16,16 @@ import torch
 
 from dlbench.errors import ConfigError, DataError
 from dlbench.interfaces import DiscreteGroundTruthDataset, GroundTruthDataset, Model
-from dlbench.metrics.base import check_choice, check_count, constant_factors, json_scores, metric_generator, provenance
+from dlbench.metrics.base import (
+    check_choice,
+    check_count,
+    check_metric_seed,
+    constant_factors,
+    json_scores,
+    metric_generator,
+    provenance,
+    require_sample_memory,
+)
 from dlbench.metrics.discretize import DEFAULT_NUM_BINS
 
 PROTOCOLS = ("paper", "dlib")
@@ -100,7 +109,7 @@ class SampledMetric(abc.ABC):
         self.protocol = check_protocol(f"{self.name}.protocol", protocol)
         self.num_train = check_count(f"{self.name}.num_train", num_train, minimum=2)
         self.num_test = None if num_test is None else check_count(f"{self.name}.num_test", num_test)
-        self.random_seed = random_seed
+        self.random_seed = check_metric_seed(f"{self.name}.random_seed", random_seed)
 
     def encoder(self, model: Model) -> Encoder:
         return model.representation
@@ -113,6 +122,7 @@ class SampledMetric(abc.ABC):
                  generator: torch.Generator) -> dict[str, Any]:
         generator, seed = metric_generator(self.random_seed, generator, dataset.device)
         sizes = (self.num_train,) if self.num_test is None else (self.num_train, self.num_test)
+        require_sample_memory(model, dataset, sum(sizes), self.name)
         splits = draw_splits(model, dataset, protocol=self.protocol, sizes=sizes,
                              generator=generator, encoder=self.encoder(model))
         scores, details = self.score(splits[0], splits[1] if len(splits) > 1 else None, seed)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlbench import ConfigError, DataError, atomic_write, check_binding
+from dlbench import ConfigError, DataError, atomic_write, check_binding, check_number, check_seed, require_memory
 
 INSTANCE_KEYS = ("Gamma", "Sigma_V", "noise_var")
 
@@ -186,14 +186,14 @@ def linear_gaussian(n: int = 100, s: int = 5, noise_var: float = 0.05, seed: int
         instance = Instance.load(instance_file)
         seed = None
     else:
-        check_binding(isinstance(n, int) and n >= 1, "linear_gaussian.n", n, "an integer >= 1")
-        check_binding(isinstance(s, int) and s >= 1, "linear_gaussian.s", s, "an integer >= 1")
+        check_number("linear_gaussian.n", n, minimum=1, integer=True)
+        check_number("linear_gaussian.s", s, minimum=1, integer=True)
         if n < s:
             raise ConfigError(f"linear_gaussian.n = {n} < linear_gaussian.s = {s}; expected n >= s")
-        check_binding(isinstance(noise_var, (int, float)) and noise_var > 0,
-                      "linear_gaussian.noise_var", noise_var, "a number > 0")
-        check_binding(isinstance(seed, int) and seed >= 0, "linear_gaussian.seed", seed,
-                      "an integer >= 0")
+        check_number("linear_gaussian.noise_var", noise_var, above=0)
+        check_seed("linear_gaussian.seed", seed)
+        # Σ_Y and its factorisations are n × n float64 matrices.
+        require_memory(3 * 8 * n * n, "cpu", f"linear_gaussian.n = {n:,}", None)
         instance = Instance.draw(n, s, noise_var, seed)
     if save_instance is not None:
         instance.save(save_instance)

@@ -1,12 +1,22 @@
 """The linear-Gaussian β-VAE / λβ-VAE model: a grid of (solver, β, λ, start) solutions."""
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from dlbench import ConfigError, FitContext, StateMismatchError, axis_grid, check_binding, check_state_entry
+from dlbench import (
+    ConfigError,
+    FitContext,
+    StateMismatchError,
+    axis_grid,
+    check_binding,
+    check_number,
+    check_state_entry,
+    require_memory,
+)
 from dlbench_linear_gaussian import objective, solvers
 from dlbench_linear_gaussian.instance import Instance, LinearGaussianDataset
 
@@ -22,9 +32,14 @@ SOLUTION_TENSORS = ("A", "B", "sigma_z", "sigma_w")
 FLAG_TENSORS = ("iterations", "stopped", "no_minimiser")
 
 
+# Memory per solution, in float64 matrices of each size: the solvers' state and temporaries (AdamW holds the most:
+# parameters, gradients, two Adam moments, Σ and its factors).
+MATRICES_PER_SOLUTION = {"n_by_n": 6, "n_by_m": 12, "m_by_m": 12}
+
+
 def _numbers(values, binding: str, accepted: str, valid) -> tuple[float, ...]:
     ok = isinstance(values, (list, tuple)) and len(values) > 0 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and valid(v) for v in values)
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and valid(v) for v in values)
     check_binding(ok, binding, values, accepted)
     return tuple(float(v) for v in values)
 
@@ -93,6 +108,11 @@ class LinearGaussianVAE:
             raise ConfigError(f"linear_gaussian_vae.num_latent = {m}: SAP compares the two "
                               "most informative latents; expected >= 2")
         self._resolve_settings(n)
+        count = len(self.betas) * len(self.lambdas) * self.num_starts
+        per_solution = 8 * (MATRICES_PER_SOLUTION["n_by_n"] * n * n + MATRICES_PER_SOLUTION["n_by_m"] * n * m
+                            + MATRICES_PER_SOLUTION["m_by_m"] * m * m)
+        require_memory(per_solution * count, device, f"linear_gaussian_vae with {count:,} solutions per solver "
+                       f"(n = {n}, m = {m})", per_solution, "solutions (cells × num_starts)")
         beta, lam = self._grid(device)
         per_solver = []
         for index, solver in enumerate(self.solvers):
@@ -261,15 +281,12 @@ def linear_gaussian_vae(betas: Sequence[float] = (1, 4, 8, 16, 32),
                            ("adamw_iterations", adamw_iterations),
                            ("adamw_record_every", adamw_record_every)):
         if value is not None or binding in ("num_starts", "num_latent", "adamw_record_every"):
-            check_binding(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                          f"linear_gaussian_vae.{binding}", value, "an integer >= 1")
+            check_number(f"linear_gaussian_vae.{binding}", value, minimum=1, integer=True)
     for binding, value in (("tol", tol), ("learning_rate", learning_rate),
                            ("plateau_tol", plateau_tol)):
         if value is not None:
-            check_binding(isinstance(value, (int, float)) and value > 0,
-                          f"linear_gaussian_vae.{binding}", value, "a number > 0")
-    check_binding(isinstance(weight_decay, (int, float)) and weight_decay >= 0,
-                  "linear_gaussian_vae.weight_decay", weight_decay, "a number >= 0")
+            check_number(f"linear_gaussian_vae.{binding}", value, above=0)
+    check_number("linear_gaussian_vae.weight_decay", weight_decay, minimum=0)
     if clip_norms is not None:
         clip_norms = _numbers(clip_norms, "linear_gaussian_vae.clip_norms",
                               "two numbers > 0: the [A, B] and [L_Z, L_W] clip norms",

@@ -1,0 +1,49 @@
+"""Memory estimates before large allocations: a request that cannot fit is refused with what would fit, instead of
+an out-of-memory crash deep inside torch (or the machine swapping for an hour)."""
+from __future__ import annotations
+
+import os
+
+from dlbench.errors import ResourceError
+
+# Leave room for everything else the process and the machine hold.
+USABLE_SHARE = 0.8
+
+
+def available_bytes(device) -> int:
+    """Free memory of `device`: the GPU's free memory, or the host's available memory."""
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if num_bytes < 1024 or unit == "TiB":
+            return f"{num_bytes:.3g} {unit}"
+        num_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def require_memory(needed_bytes: float, device, what: str, per_unit_bytes: float | None = None,
+                   unit: str = "") -> None:
+    """Refuse `what` when it needs more than the usable share of the device's free memory, saying how much it needs,
+    how much there is, and (given the bytes per unit of the request) how many units would fit."""
+    usable = USABLE_SHARE * available_bytes(device)
+    if needed_bytes <= usable:
+        return
+    fits = ""
+    if per_unit_bytes:
+        fits = f"; at most about {int(usable // per_unit_bytes):,} {unit} would fit"
+    raise ResourceError(f"{what} needs about {_size(needed_bytes)} of memory but {device} has {_size(usable)} "
+                        f"usable{fits}")

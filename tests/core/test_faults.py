@@ -1,0 +1,416 @@
+"""The project's own fault suite: bad input of every kind, driven through the CLI in-process.
+
+Every case must end with exit status 2, exactly one line on stderr that starts "dlbench: error:", no
+traceback, and every file that existed before byte-identical afterwards (finished records and state
+files included). Spaces of inputs are generated with hypothesis where one fits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dlbench import records
+from dlbench.cli import main
+from dlbench.datasets import dsprites, fixtures
+
+TINY = """
+dataset.name = "linear_gaussian"
+linear_gaussian.n = 8
+linear_gaussian.s = 2
+model.name = "linear_gaussian_vae"
+linear_gaussian_vae.num_latent = 3
+linear_gaussian_vae.betas = [1, 4]
+linear_gaussian_vae.lambdas = [0, 2]
+linear_gaussian_vae.num_starts = 2
+linear_gaussian_vae.max_half_steps = 300
+evaluation.metrics = ["mig"]
+mig.protocol = "dlib"
+mig.num_train = 200
+"""
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished run, copied afresh into every case that damages it."""
+    root = tmp_path_factory.mktemp("finished")
+    (root / "tiny.gin").write_text(TINY)
+    assert main(["run", str(root / "tiny.gin"), "--out", str(root / "runs"), "--quiet"]) == 0
+    (run_dir,) = [p for p in (root / "runs").iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.fixture
+def world(tmp_path, finished):
+    """A directory tree of things a user has: a config, a finished run, a fixture data file, a plain file."""
+    (tmp_path / "tiny.gin").write_text(TINY)
+    shutil.copytree(finished, tmp_path / "runs" / finished.name)
+    fixtures.write_dsprites_npz(tmp_path / dsprites.NPZ_NAME, (1, 3, 1, 2, 2, 2))
+    (tmp_path / "a_file").write_text("not a directory")
+    return tmp_path
+
+
+def checksums(root: Path) -> dict[str, str]:
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def assert_one_line_failure(argv, root: Path, capsys, expected: str | None = None, before: dict | None = None):
+    before = checksums(root) if before is None else before
+    code = main([str(part) for part in argv])
+    captured = capsys.readouterr()
+    err = captured.err
+    assert code == 2, f"exit {code} for {argv}; stderr: {err}"
+    assert "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("dlbench: error: "), err
+    if expected is not None:
+        assert expected in err, err
+    after = checksums(root)
+    changed = [name for name in before if after.get(name) != before[name]]
+    assert not changed, f"{argv} changed or removed existing files {changed}"
+    return err
+
+
+def run_dir_in(root: Path) -> Path:
+    (run_dir,) = [p for p in (root / "runs").iterdir() if p.is_dir()]
+    return run_dir
+
+
+# Paths ------------------------------------------------------------------------------------------------------
+
+PATH_CASES = [
+    (lambda w: ["run", w / "tiny.gin", "--out", w / "a_file"], "is a file; expected a directory"),
+    (lambda w: ["run", w / "tiny.gin", "--out", w / "a_file" / "under"], "a parent of it is a file"),
+    (lambda w: ["run", w / "tiny.gin", "--out", ""], "--out '' is not accepted"),
+    (lambda w: ["run", w / "missing.gin"], "not found; give the path of a .gin file"),
+    (lambda w: ["run", w / "runs"], "not found; give the path of a .gin file"),
+    (lambda w: ["run", w / dsprites.NPZ_NAME], "not a text file"),
+    (lambda w: ["evaluate", w / "no_such_run"], "no record.json"),
+    (lambda w: ["evaluate", w / "a_file"], "no record.json"),
+    (lambda w: ["plot", w / "no_such_run"], "no record.json"),
+    (lambda w: ["plot", run_dir_in(w), "--out", w / "a_file"], "is a file; expected a directory"),
+    (lambda w: ["data", "preview", "dsprites", "--source", "procedural", "--out", w / "sheet"],
+     "expected an image file name ending in"),
+    (lambda w: ["data", "preview", "dsprites", "--source", "procedural", "--out", w / "sheet.exe"],
+     "expected an image file name ending in"),
+    (lambda w: ["data", "preview", "dsprites", "--source", "procedural", "--out", w / "runs"], "is not accepted"),
+    (lambda w: ["data", "preview", "dsprites", "--source", "procedural", "--out", w / "a_file" / "x.png"],
+     "a part of that path is a file"),
+    (lambda w: ["data", "list", "--data-dir", w / "no_such_dir"], "is not an existing directory"),
+    (lambda w: ["data", "list", "--data-dir", w / "a_file"], "is not an existing directory"),
+    (lambda w: ["data", "info", "dsprites", "--source", "official", "--path", w / "nothing.npz"], "no such file"),
+    (lambda w: ["data", "verify", "dsprites", "--data-dir", w / "runs"], "none of"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", PATH_CASES, ids=[f"path{i}" for i in range(len(PATH_CASES))])
+def test_bad_paths(world, capsys, argv, expected):
+    assert_one_line_failure(argv(world), world, capsys, expected)
+
+
+def test_a_full_disk_while_writing_the_record_leaves_nothing_half_written(world, capsys, monkeypatch):
+    import errno
+
+    from dlbench import atomic
+
+    real_fsync = os.fsync
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device", "record.json")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "other_runs"], world, capsys,
+                                  "No space left on device; free some space or choose another location")
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    assert "record.json" in err
+    assert not list((world / "other_runs").rglob("record.json"))
+    assert not list((world / "other_runs").rglob("*.tmp"))
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes to read-only directories")
+def test_an_unwritable_out_directory(world, capsys):
+    locked = world / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert_one_line_failure(["run", world / "tiny.gin", "--out", locked], world, capsys, "is not writable")
+    finally:
+        locked.chmod(0o700)
+
+
+# Numbers ----------------------------------------------------------------------------------------------------
+
+NUMBER_CASES = [
+    ("linear_gaussian_vae.betas = [1e999]", "linear_gaussian_vae.betas"),
+    ("linear_gaussian_vae.betas = [4, -1e999]", "linear_gaussian_vae.betas"),
+    ("linear_gaussian_vae.lambdas = [1e999]", "linear_gaussian_vae.lambdas"),
+    ("linear_gaussian.noise_var = 1e999", "linear_gaussian.noise_var = inf is not accepted"),
+    ("linear_gaussian.noise_var = 0", "linear_gaussian.noise_var = 0 is not accepted"),
+    ("linear_gaussian_vae.num_starts = 1000000000", "would fit"),
+    ("linear_gaussian.n = 10000000", "linear_gaussian.n = 10,000,000 needs about"),
+    ("model.random_seed = 100000000000000000000", "model.random_seed = 100000000000000000000 is not accepted"),
+    ("model.random_seed = -3", "model.random_seed = -3 is not accepted"),
+    ("evaluation.random_seed = 1.5", "evaluation.random_seed = 1.5 is not accepted"),
+    ("linear_gaussian.seed = 99999999999999999999", "linear_gaussian.seed"),
+    ("mig.random_seed = -1", "mig.random_seed = -1 is not accepted"),
+    ("mig.num_train = 1000000000000", "mig with 1,000,000,000,000 samples needs about"),
+    ("mig.num_bins = 1", "mig.num_bins = 1 is not accepted"),
+    ("linear_gaussian_vae.learning_rate = 1e999", "linear_gaussian_vae.learning_rate = inf is not accepted"),
+    ("linear_gaussian_vae.tol = -1e-5", "linear_gaussian_vae.tol"),
+    ("linear_gaussian_vae.max_half_steps = 0", "linear_gaussian_vae.max_half_steps = 0 is not accepted"),
+    ("linear_gaussian_vae.num_latent = 1e999", "linear_gaussian_vae.num_latent = inf is not accepted"),
+]
+
+
+@pytest.mark.parametrize("binding, expected", NUMBER_CASES, ids=[c[0].split("=")[0].strip() + str(i)
+                                                                 for i, c in enumerate(NUMBER_CASES)])
+def test_bad_numbers_are_refused_before_any_work(world, capsys, binding, expected):
+    assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "runs", "--quiet", "-p", binding], world,
+                            capsys, expected)
+    assert not list((world / "runs").glob("*.partial"))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seed", "-1"], "--seed = -1 is not accepted"),
+    (["--seed", str(2**64)], "is not accepted; expected an integer >= 0"),
+    (["--seed", "x"], "invalid int value"),
+    (["--device", "tpu"], "--device 'tpu' is not accepted"),
+    (["--columns", "no_such_score"], "--columns 'no_such_score' is not accepted; expected scores of this run"),
+])
+def test_bad_run_options(world, capsys, argv, expected):
+    assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "runs", "--quiet", *argv], world, capsys,
+                            expected)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seed", "-1"], "--seed = -1 is not accepted"),
+    (["--seed", str(2**70)], "is not accepted"),
+    (["--metrics", "no_such_metric"], "unknown metric 'no_such_metric'"),
+    (["--columns", "nope"], "--columns 'nope' is not accepted"),
+    (["-p", "linear_gaussian_vae.num_starts = 9"], "would change the trained model"),
+    (["-p", "dataset.name = 'dsprites'"], "would change the trained model"),
+    (["-p", "mig.num_bins = 0"], "mig.num_bins = 0 is not accepted"),
+    (["-p", "import os"], "import statement"),
+    (["--device", "cuda:99" if not torch.cuda.is_available() else "cuda:99"], "cuda"),
+])
+def test_bad_evaluate_options(world, capsys, argv, expected):
+    assert_one_line_failure(["evaluate", run_dir_in(world), *argv], world, capsys, expected)
+
+
+finite_bad = st.one_of(st.floats(max_value=0.0, allow_nan=False), st.just(float("inf")),
+                       st.floats(min_value=1e309, allow_infinity=True, allow_nan=False))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(beta=finite_bad, good=st.floats(min_value=0.1, max_value=64))
+def test_generated_bad_betas(world, capsys, beta, good):
+    text = f"[{good!r}, {beta!r}]".replace("inf", "1e999")
+    assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "runs", "--quiet",
+                             "-p", f"linear_gaussian_vae.betas = {text}"], world, capsys, "linear_gaussian_vae.betas")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**63)))
+def test_generated_bad_seeds(world, capsys, seed):
+    assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "runs", "--quiet", "--seed", str(seed)],
+                            world, capsys, "is not accepted")
+
+
+# Gin text ---------------------------------------------------------------------------------------------------
+
+GIN_CASES = [
+    ('include "nowhere.gin"\n', "Unable to open file: nowhere.gin"),
+    ("dataset.name = %UNDEFINED\nmodel.name = 'linear_gaussian_vae'\n", "%UNDEFINED"),
+    ("import a_module_that_does_not_exist\n", "No module named 'a_module_that_does_not_exist'"),
+    ("dataset.name = 'linear_gaussian'\nmodel.name = [\n", "line 3: EOF in multi-line statement"),
+    ("not_a_configurable.value = 3\n", "No configurable matching 'not_a_configurable'"),
+    ("model.no_such_param = 3\n", "doesn't have a parameter named 'no_such_param'"),
+    ("dataset.name = 'linear_gaussian'\n", "model.name must be set"),
+    ("model.name = 'linear_gaussian_vae'\n", "dataset.name must be set"),
+    ("dataset.name = 3\nmodel.name = 'linear_gaussian_vae'\n", "dataset.name = 3 is not accepted"),
+    ("dataset.name = 'linear_gaussian'\nmodel.name = 'linear_gaussian_vae'\nevaluation.metrics = ['mig', 'mig']\n",
+     "each metric named once"),
+    ("dataset.name = 'linear_gaussian'\nmodel.name = 'linear_gaussian_vae'\ndataset.source = 'official'\n",
+     "dataset.source = 'official' is not accepted"),
+    ("dataset.name = 'dsprites'\nmodel.name = 'linear_gaussian_vae'\ndataset.source = 'procedural'\n"
+     "linear_gaussian_vae.num_starts = 1\n", "needs dataset.name = 'linear_gaussian'"),
+    ("\x00\x01binary", None),
+]
+
+
+@pytest.mark.parametrize("text, expected", GIN_CASES, ids=[f"gin{i}" for i in range(len(GIN_CASES))])
+def test_bad_gin_text(world, capsys, text, expected):
+    path = world / "bad.gin"
+    path.write_text(text)
+    assert_one_line_failure(["run", path, "--out", world / "runs", "--quiet"], world, capsys, expected)
+
+
+gin_alphabet = st.sampled_from(list("abcdemnorst_.=[](){}'\"@%/:,0123456789 \n#-"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(gin_alphabet, max_size=60))
+def test_generated_gin_text_never_crashes(world, capsys, text):
+    path = world / "generated.gin"
+    path.write_text(text)
+    assert_one_line_failure(["run", path, "--out", world / "runs", "--quiet"], world, capsys)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(binding=st.text(gin_alphabet, min_size=1, max_size=40))
+def test_generated_bindings_never_crash(world, capsys, binding):
+    # A binding that happens to be valid still cannot make this run legal: its model is unknown.
+    assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "runs", "--quiet", "-p", binding,
+                             "-p", "model.name = 'no_such_model'"], world, capsys)
+
+
+# Damaged records and state files ----------------------------------------------------------------------------
+
+
+def edit_record(run_dir: Path, change) -> None:
+    """Edit record.json as a person would (the digest is left as it was)."""
+    path = run_dir / records.RECORD_FILE
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def resign(record: dict) -> None:
+    """An edit made to look legitimate: the digest recomputed after the change."""
+    record[records.DIGEST_FIELD] = records.record_digest(record)
+
+
+def swap_state_axes(run_dir: Path) -> None:
+    state = dict(np.load(run_dir / records.STATE_FILE))
+    state["B"] = np.ascontiguousarray(np.swapaxes(state["B"], -1, -2))
+    np.savez(run_dir / records.STATE_FILE, **state)
+
+
+def import_in_config(record: dict) -> None:
+    record["config"] = "import dlbench_fault_canary\n" + record["config"]
+    resign(record)
+
+
+DAMAGE = [
+    (lambda d: (d / records.STATE_FILE).write_bytes(b""), "not an .npz state file"),
+    (lambda d: (d / records.STATE_FILE).write_bytes(b"PK\x03\x04 truncated"), "state"),
+    (lambda d: (d / records.STATE_FILE).unlink(), "state file not found"),
+    (swap_state_axes, "has shape"),
+    (lambda d: np.savez(d / records.STATE_FILE, B=np.array([{"x": 1}], dtype=object)), "state"),
+    (lambda d: (d / records.RECORD_FILE).write_text("{trunc"), "not valid JSON"),
+    (lambda d: (d / records.RECORD_FILE).write_bytes(b"\xff\xfe"), "not valid JSON"),
+    (lambda d: edit_record(d, lambda r: r.update(seed="0")), "field 'seed'"),
+    (lambda d: edit_record(d, lambda r: (r.update(seed="0"), resign(r))), "field 'seed' = \"0\" is not accepted"),
+    (lambda d: edit_record(d, lambda r: (r.update(metrics=[]), resign(r))), "field 'metrics'"),
+    (lambda d: edit_record(d, lambda r: (r.update(metrics_history={}), resign(r))), "field 'metrics_history'"),
+    (lambda d: edit_record(d, lambda r: (r.update(schema="dlbench.run/99"), resign(r))), "unknown record schema"),
+    (lambda d: edit_record(d, lambda r: (r.pop("config"), resign(r))), "lacks the field 'config'"),
+    (lambda d: edit_record(d, lambda r: r["metrics"]["mig"].update(mig=0.99)), "does not match its digest"),
+    (lambda d: edit_record(d, import_in_config), "import statement"),
+    (lambda d: edit_record(d, lambda r: (r.update(config=r["config"] + "\nsome_module.x = @os.system()\n"),
+                                         resign(r))), "not a registered configurable"),
+    (lambda d: edit_record(d, lambda r: (r.update(run_id="other-run-0000000000"), resign(r))),
+     "does not end with its fit_hash"),
+    (lambda d: edit_record(d, lambda r: (r["model"].update(name="other_model"), resign(r))), "record was edited"),
+    (lambda d: edit_record(d, lambda r: (r.update(replicate_axes=["seed"]), resign(r))), "replicate axis 'seed'"),
+]
+
+
+@pytest.mark.parametrize("damage, expected", DAMAGE, ids=[f"damage{i}" for i in range(len(DAMAGE))])
+@pytest.mark.parametrize("command", ["evaluate", "plot", "rerun"])
+def test_damaged_run_files_are_refused_and_left_as_they_are(world, capsys, tmp_path, damage, expected, command):
+    run_dir = run_dir_in(world)
+    damage(run_dir)
+    canary = tmp_path / "canary_module"
+    canary.mkdir()
+    (canary / "dlbench_fault_canary.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n")
+    sys.path.insert(0, str(canary))
+    try:
+        if command == "evaluate":
+            argv = ["evaluate", run_dir, "--metrics", "mig"]
+        elif command == "plot":
+            argv = ["plot", run_dir, "--out", world / "figures"]
+        else:  # the same command again finds the finished (damaged) run and must not score or replace it
+            argv = ["run", world / "tiny.gin", "--out", world / "runs", "--quiet", "-p", "mig.num_train = 250"]
+        if command != "evaluate" and ("state" in expected or "has shape" in expected):
+            pytest.skip("this command does not read the state file")
+        assert_one_line_failure(argv, world, capsys, expected)
+    finally:
+        sys.path.remove(str(canary))
+    assert not (tmp_path / "imported").exists(), "a record's config made dlbench import a module"
+    assert "dlbench_fault_canary" not in sys.modules
+
+
+def test_a_corrupt_or_foreign_checkpoint_is_refused_naming_the_file(world, capsys, monkeypatch):
+    from dlbench_linear_gaussian import solvers
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = solvers.fixed_point
+    monkeypatch.setattr(solvers, "fixed_point", interrupted)
+    assert main(["run", str(world / "tiny.gin"), "--out", str(world / "fresh"), "--quiet", "--seed", "5"]) == 130
+    monkeypatch.setattr(solvers, "fixed_point", real)
+    capsys.readouterr()
+    (partial,) = (world / "fresh").glob("*.partial")
+    checkpoint = partial / "checkpoints" / "solver_fixed_point.pt"
+    for content, expected in ((b"garbage", "not a readable dlbench checkpoint"), (None, "a foreign checkpoint")):
+        if content is None:
+            torch.save({"weights": torch.zeros(3)}, checkpoint)
+        else:
+            checkpoint.write_bytes(content)
+        err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "fresh", "--quiet", "--seed",
+                                       "5"], world, capsys, expected)
+        assert str(checkpoint) in err
+
+
+# Everything else a hostile user might type ------------------------------------------------------------------
+
+OTHER_CASES = [
+    (["no_such_command"], "invalid choice"),
+    ([], "required"),
+    (["run"], "required"),
+    (["list", "things"], "invalid choice"),
+    (["bench", "no_such_bench"], "unknown benchmark 'no_such_bench'"),
+    (["--disable-plugin", "no_such_plugin", "plugins"], "disabled plugin 'no_such_plugin'"),
+    (["data", "info", "celeba"], "unknown dataset 'celeba'"),
+    (["data", "preview", "dsprites", "--source", "procedural", "--seed", "-4"], "--seed = -4 is not accepted"),
+    (["data", "prepare", "linear_gaussian"], "declares no published files"),
+    (["data", "info", "dsprites", "--source", "nowhere"], "invalid choice"),
+    (["data", "info", "linear_gaussian", "--source", "procedural"], "is not accepted"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", OTHER_CASES, ids=[f"other{i}" for i in range(len(OTHER_CASES))])
+def test_other_bad_commands(world, capsys, argv, expected, monkeypatch):
+    monkeypatch.chdir(world)
+    monkeypatch.setenv("DLBENCH_DISABLE_PLUGINS", "")  # --disable-plugin writes it; this restores it afterwards
+    assert_one_line_failure(argv, world, capsys, expected)
+
+
+def test_the_catalogue_size(capsys):
+    """The note reports how many inputs the suite tries; keep this count honest as cases are added."""
+    static = len(PATH_CASES) + len(NUMBER_CASES) + 5 + 9 + len(GIN_CASES) + 3 * len(DAMAGE) + len(OTHER_CASES) + 2
+    generated = 25 + 25 + 40 + 25
+    print(f"fault suite: {static} fixed cases + {generated} generated")
+    assert static > 100
+
+
+def test_a_cache_directory_that_is_a_file(world, capsys):
+    npz = world / dsprites.NPZ_NAME
+    config = world / "official.gin"
+    config.write_text(f'dataset.name = "dsprites"\ndataset.source = "official"\ndsprites.path = "{npz}"\n'
+                      f"dsprites.factor_sizes = [1, 3, 1, 2, 2, 2]\ndsprites.file_checks = "
+                      f"{json.dumps(fixtures.file_checks_for(npz))}\ndsprites.cache_dir = \"{world / 'a_file'}\"\n"
+                      'model.name = "linear_gaussian_vae"\n')
+    assert_one_line_failure(["run", config, "--out", world / "runs", "--quiet"], world, capsys,
+                            "a part of that path is a file")
