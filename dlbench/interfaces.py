@@ -87,7 +87,9 @@ class Model(Protocol):
     tensor computation; `solution_axes` names those batch axes and their labels in order (empty for
     a single model), and every per-solution output has them as leading dimensions.
     `replicate_axes` names the solution axes whose values are replicates of one setting (random
-    starts, seeds): summaries average over them and count them.
+    starts, seeds): summaries average over them and count them. A model may also declare
+    `axis_parameters` ({axis: factory parameter holding that axis's list of values}) so that
+    `dlbench sweep --split AXIS=N` can cut its stack into smaller runs.
     """
 
     name: str

@@ -50,6 +50,8 @@ class LinearGaussianVAE:
 
     name = "linear_gaussian_vae"
     replicate_axes = ("start",)
+    # The factory parameter that lists each solution axis's values, so a sweep can split a run along it.
+    axis_parameters = {"solver": "solvers", "beta": "betas", "lambda": "lambdas"}
 
     def __init__(self, betas, lambdas, solvers_used, num_starts, num_latent, tol, max_half_steps,
                  adamw_iterations, learning_rate, weight_decay, clip_norms, adamw_record_every,
