@@ -29,11 +29,12 @@ _LAZY_NAMES = {
     "PosteriorModel": "dlbench.interfaces",
     "FitContext": "dlbench.fitting", "FitInterrupted": "dlbench.fitting",
     "axis_grid": "dlbench.solutions", "require_memory": "dlbench.resources",
-    "check_number": "dlbench.config", "check_seed": "dlbench.config",
+    "check_number": "dlbench.config", "check_seed": "dlbench.config", "TrainingSettings": "dlbench.config",
     "matched_information": "dlbench.metrics.mi_matching", "top_two_gap": "dlbench.metrics.base",
     "create_dataset": "dlbench.plugins", "create_metric": "dlbench.plugins", "create_model": "dlbench.plugins",
     "load_state": "dlbench.records", "read_record": "dlbench.records", "save_state": "dlbench.records",
     "check_state_entry": "dlbench.records", "StateMismatchError": "dlbench.records",
+    "load_run": "dlbench.evaluation",
 }
 
 __all__ = ["ConfigError", "DataError", "DlbenchError", "DuplicateNameError", "PluginFailure", "RecordError",

@@ -27,6 +27,23 @@ SEED_LIMIT = 2**63 - 1  # torch seeds are int64
 
 
 @dataclass(frozen=True)
+class TrainingSettings:
+    """The core's settings for models trained by SGD (disentanglement_lib's names); None: the model's default."""
+    batch_size: int | None = None
+    training_steps: int | None = None
+    num_latent: int | None = None
+    init_from: str | None = None
+    tensorboard: bool = False
+
+    def given(self) -> dict[str, Any]:
+        """The settings the user set, as bindings, for a model that has no use for them to refuse."""
+        bindings = {"model.batch_size": self.batch_size, "model.training_steps": self.training_steps,
+                    "encoder.num_latent": self.num_latent, "model.init_from": self.init_from,
+                    "model.tensorboard": self.tensorboard or None}
+        return {binding: value for binding, value in bindings.items() if value is not None}
+
+
+@dataclass(frozen=True)
 class Experiment:
     """What the core itself reads from the config: which dataset, model and metrics to use."""
     dataset_name: str
@@ -35,6 +52,7 @@ class Experiment:
     random_seed: int
     metric_names: tuple[str, ...]
     evaluation_seed: int
+    training: TrainingSettings = TrainingSettings()
 
 
 @gin.configurable("dataset")
@@ -49,14 +67,29 @@ def dataset_choice(name=gin.REQUIRED, source="auto"):
 
 
 @gin.configurable("model")
-def model_choice(name=gin.REQUIRED, random_seed=0):
-    """The model of a run.
+def model_choice(name=gin.REQUIRED, random_seed=0, batch_size=None, training_steps=None, init_from=None,
+                 tensorboard=False):
+    """The model of a run, and the training settings of models trained by SGD.
 
     Args:
         name: the registered model name (`dlbench list models`).
         random_seed: the seed of the fit (`--seed` overrides it); part of the run's identity.
+        batch_size: observations per solution and step (default: the model's).
+        training_steps: optimiser steps of the model's (last) training stage (default: the model's).
+        init_from: a finished run directory whose trained weights the model starts from.
+        tensorboard: also write TensorBoard event files of the training (needs the tensorboard package).
     """
-    return name, random_seed
+    return name, random_seed, batch_size, training_steps, init_from, tensorboard
+
+
+@gin.configurable("encoder")
+def encoder_choice(num_latent=None):
+    """The representation of models with an encoder.
+
+    Args:
+        num_latent: the latent (code) size d (default: the model's).
+    """
+    return num_latent
 
 
 @gin.configurable("evaluation")
@@ -70,8 +103,10 @@ def evaluation_choice(metrics=(), random_seed=0):
     return metrics, random_seed
 
 
-CORE_CONFIGURABLES = {"dataset": dataset_choice, "model": model_choice,
+CORE_CONFIGURABLES = {"dataset": dataset_choice, "model": model_choice, "encoder": encoder_choice,
                       "evaluation": evaluation_choice}
+# Bindings that change how a fit is observed, never what it produces: not part of a run's identity.
+OBSERVATION_BINDINGS = frozenset({("model", "tensorboard")})
 
 
 def check_binding(condition: bool, binding: str, value: Any, accepted: str) -> None:
@@ -206,8 +241,17 @@ def call_configured(function: Callable, configurable_name: str, *args, **kwargs)
 def read_experiment() -> Experiment:
     """The core's choices from the parsed config, validated."""
     dataset_name, source = call_configured(dataset_choice, "dataset")
-    model_name, random_seed = call_configured(model_choice, "model")
+    model_name, random_seed, batch_size, training_steps, init_from, tensorboard = call_configured(model_choice,
+                                                                                                "model")
+    num_latent = call_configured(encoder_choice, "encoder")
     metrics, evaluation_seed = call_configured(evaluation_choice, "evaluation")
+    for binding, value in (("model.batch_size", batch_size), ("model.training_steps", training_steps),
+                           ("encoder.num_latent", num_latent)):
+        if value is not None:
+            check_number(binding, value, minimum=1, integer=True)
+    check_binding(init_from is None or (isinstance(init_from, str) and init_from.strip() != ""), "model.init_from",
+                  init_from, "the directory of a finished run")
+    check_binding(isinstance(tensorboard, bool), "model.tensorboard", tensorboard, "True or False")
     check_binding(isinstance(dataset_name, str), "dataset.name", dataset_name, "a dataset name")
     check_binding(isinstance(source, str), "dataset.source", source,
                   '"auto", "official", "procedural" or "synthetic"')
@@ -217,7 +261,8 @@ def read_experiment() -> Experiment:
                   "evaluation.metrics", metrics, "a list of metric names")
     check_binding(len(set(metrics)) == len(metrics), "evaluation.metrics", metrics, "each metric named once")
     check_seed("evaluation.random_seed", evaluation_seed)
-    return Experiment(dataset_name, source, model_name, random_seed, tuple(metrics), evaluation_seed)
+    return Experiment(dataset_name, source, model_name, random_seed, tuple(metrics), evaluation_seed,
+                      TrainingSettings(batch_size, training_steps, num_latent, init_from, tensorboard))
 
 
 def binding_statements(text: str, where: str) -> list[config_parser.BindingStatement]:
@@ -269,7 +314,7 @@ def fit_identity(text: str, evaluation_names: Iterable[str]) -> list[str]:
     excluded = set(evaluation_names) | {EVALUATION_CONFIGURABLE}
     lines = []
     for statement in binding_statements(text, "config"):
-        if statement.selector in excluded:
+        if statement.selector in excluded or (statement.selector, statement.arg_name) in OBSERVATION_BINDINGS:
             continue
         scope = f"{statement.scope}/" if statement.scope else ""
         target = f"{statement.selector}.{statement.arg_name}" if statement.arg_name else statement.selector

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from dlbench.atomic import atomic_write
+from dlbench.config import TrainingSettings
 from dlbench.errors import RecordError
 
 CHECKPOINT_FORMAT = "dlbench.checkpoint/1"
@@ -33,15 +34,21 @@ class FitContext:
         seed: the run's seed; every random draw of the fit derives from it.
         workdir: the directory of the run's checkpoints (kept until the run's record is complete).
         progress: whether to show progress bars.
+        training: the core's SGD settings (model.batch_size, model.training_steps, encoder.num_latent,
+            model.init_from, model.tensorboard); None fields mean the model's defaults.
+        output_dir: where a fit may write files that stay with the finished run (TensorBoard events).
         resumed: True once a checkpoint of an earlier, interrupted attempt was loaded.
     """
 
     def __init__(self, device: torch.device | str, seed: int, workdir: str | Path, *, progress: bool = True,
-                 after_checkpoint: Callable[[], None] | None = None):
+                 after_checkpoint: Callable[[], None] | None = None, training: TrainingSettings | None = None,
+                 output_dir: str | Path | None = None):
         self.device = torch.device(device)
         self.seed = seed
         self.workdir = Path(workdir)
         self.progress = progress
+        self.training = training or TrainingSettings()
+        self.output_dir = Path(output_dir) if output_dir is not None else self.workdir
         self.resumed = False
         self.telemetry: dict[str, Any] = {"history": [], "notes": {}}
         self._after_checkpoint = after_checkpoint

@@ -224,7 +224,11 @@ class Plugins:
             hook_caller = getattr(self.manager.hook, hook_name)
             for impl in hook_caller.get_hookimpls():
                 info = self.info(impl.plugin_name)
-                provided = impl.function() or {}
+                try:
+                    provided = impl.function() or {}
+                except Exception as exc:  # a plugin whose hook breaks is reported, not allowed to break the CLI
+                    info.error = f"{hook_name} raised {type(exc).__name__}: {exc}".split("\n", 1)[0]
+                    continue
                 for name, factory in provided.items():
                     owner = owners.get((namespace, name))
                     if owner is not None:

@@ -37,6 +37,8 @@ from dlbench.plugins import get_plugins
 CHECKPOINT_DIR = "checkpoints"
 FIT_FILE = "fit.json"
 PARTIAL_METRICS_FILE = "metrics.partial.json"
+# What a fit may leave beside the record (FitContext.output_dir), kept with the finished run.
+OUTPUT_DIRS = ("tensorboard",)
 PACKAGES_RECORDED = ("dlbench", "torch", "numpy", "scipy", "scikit-learn", "gin-config", "pluggy")
 
 
@@ -135,12 +137,14 @@ class _FitSegments:
         return sum(segment["seconds"] for segment in self.segments)
 
 
-def _fit(model, dataset, registration, work_dir: Path, device: torch.device, seed: int, progress: bool) -> dict:
+def _fit(model, dataset, registration, work_dir: Path, device: torch.device, seed: int, progress: bool,
+         training: config.TrainingSettings) -> dict:
     """Fit the model (resuming from checkpoints), save its state, and return the fit's record entry."""
     checkpoint_dir = work_dir / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     segments = _FitSegments(work_dir / FIT_FILE, resumed=any(checkpoint_dir.iterdir()))
-    context = FitContext(device, seed, checkpoint_dir, progress=progress, after_checkpoint=segments.save)
+    context = FitContext(device, seed, checkpoint_dir, progress=progress, after_checkpoint=segments.save,
+                         training=training, output_dir=work_dir)
     torch.manual_seed(seed)
     try:
         model.fit(dataset, context)
@@ -236,10 +240,12 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
             fit_entry = _fit_entry(work_dir)
         else:
             try:
-                fit_entry = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress)
-            except DlbenchError:
-                # A request refused before any progress (too large, say) leaves nothing behind to resume.
-                if fresh and not any((work_dir / CHECKPOINT_DIR).iterdir()):
+                fit_entry = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress,
+                                 experiment.training)
+            except DlbenchError as exc:
+                # A request refused before any progress (too large, say) leaves nothing behind to resume; a
+                # plugin's crash keeps its partial run for inspection.
+                if fresh and not isinstance(exc, PluginFailure) and not any((work_dir / CHECKPOINT_DIR).iterdir()):
                     shutil.rmtree(work_dir)
                 raise
 
@@ -289,7 +295,8 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
             "bindings": list(bindings),
             "config": config_text,
             "operative_config": operative_config,
-            "files": [records.STATE_FILE, records.CONFIG_FILE],
+            "files": [records.STATE_FILE, records.CONFIG_FILE]
+            + [name for name in OUTPUT_DIRS if (work_dir / name).is_dir()],
         }
         written = records.write_record(work_dir, record)
         shutil.rmtree(work_dir / CHECKPOINT_DIR, ignore_errors=True)  # only for resuming; state.npz holds the fit

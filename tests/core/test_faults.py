@@ -6,7 +6,6 @@ files included). Spaces of inputs are generated with hypothesis where one fits.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_failure
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,27 +57,6 @@ def world(tmp_path, finished):
     fixtures.write_dsprites_npz(tmp_path / dsprites.NPZ_NAME, (1, 3, 1, 2, 2, 2))
     (tmp_path / "a_file").write_text("not a directory")
     return tmp_path
-
-
-def checksums(root: Path) -> dict[str, str]:
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
-
-
-def assert_one_line_failure(argv, root: Path, capsys, expected: str | None = None, before: dict | None = None):
-    before = checksums(root) if before is None else before
-    code = main([str(part) for part in argv])
-    captured = capsys.readouterr()
-    err = captured.err
-    assert code == 2, f"exit {code} for {argv}; stderr: {err}"
-    assert "Traceback" not in err, err
-    assert err.count("\n") == 1 and err.startswith("dlbench: error: "), err
-    if expected is not None:
-        assert expected in err, err
-    after = checksums(root)
-    changed = [name for name in before if after.get(name) != before[name]]
-    assert not changed, f"{argv} changed or removed existing files {changed}"
-    return err
 
 
 def run_dir_in(root: Path) -> Path:

@@ -101,6 +101,11 @@ class LinearGaussianVAE:
         """Solve every (solver, β, λ, start); each finished solver is a checkpoint, and AdamW also saves its
         progress every minute, so an interrupted fit resumes where it stopped."""
         device, seed = context.device, context.seed
+        unused = context.training.given()
+        if unused:
+            binding = next(iter(unused))
+            raise ConfigError(f"{binding} = {unused[binding]!r} is not accepted: linear_gaussian_vae is solved in "
+                              "closed form, not trained by SGD; set linear_gaussian_vae's own parameters instead")
         if not isinstance(dataset, LinearGaussianDataset):
             raise ConfigError(f"model linear_gaussian_vae needs dataset.name = "
                               f"'linear_gaussian', not {dataset.name!r}")

@@ -1,0 +1,63 @@
+"""Each solution's data order: shuffled epochs drawn from its own generator, batches gathered on the device.
+
+A solution's batches depend on its seed alone, never on which other solutions share its stack, so a
+solution trained inside a stack sees exactly the data it would see trained alone. Resuming needs only
+each generator's state at the start of the current epoch: the epoch's permutation is drawn again from
+it, which also leaves the generator exactly where it was.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from dlbench.interfaces import DiscreteGroundTruthDataset
+
+
+class ShuffledBatches:
+    """Batches of `batch_size` observations per solution, each solution shuffling the whole dataset once per
+    epoch with its own generator and dropping the last incomplete batch (the paper's protocol)."""
+
+    def __init__(self, dataset: DiscreteGroundTruthDataset, seeds: Sequence[int], batch_size: int):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.num_observations = len(dataset)
+        self.steps_per_epoch = self.num_observations // batch_size
+        self.generators = [torch.Generator(device=dataset.device).manual_seed(seed) for seed in seeds]
+        self.epoch = -1
+        self.epoch_start_states: list[torch.Tensor] = []
+        self.permutations: torch.Tensor | None = None
+
+    def _start_epoch(self, epoch: int) -> None:
+        self.epoch_start_states = [generator.get_state() for generator in self.generators]
+        self.permutations = torch.stack([
+            torch.randperm(self.num_observations, generator=generator, device=self.dataset.device)
+            for generator in self.generators])
+        self.epoch = epoch
+
+    def indices(self, step: int) -> torch.Tensor:
+        """(S, batch_size) observation indices of `step` (steps count from 0 across epochs)."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch != self.epoch:
+            if epoch != self.epoch + 1 and self.epoch >= 0:
+                raise ValueError(f"steps must advance one epoch at a time (at epoch {self.epoch}, asked {epoch})")
+            self._start_epoch(epoch)
+        offset = position * self.batch_size
+        return self.permutations[:, offset:offset + self.batch_size]
+
+    def observations(self, step: int) -> torch.Tensor:
+        """(S, batch_size, *observation_shape) observations of `step`, as the dataset stores them (uint8 images)."""
+        indices = self.indices(step)
+        factors = self.dataset.factors_from_indices(indices.reshape(-1))
+        batch = self.dataset.observations_from_factors(factors)
+        return batch.view(*indices.shape, *batch.shape[1:])
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "epoch_start_states": self.epoch_start_states}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state["epoch"] < 0:
+            return
+        for generator, saved in zip(self.generators, state["epoch_start_states"]):
+            generator.set_state(saved)
+        self._start_epoch(state["epoch"])

@@ -1,0 +1,318 @@
+"""The stacked training loop: S independent solutions trained as one tensor computation.
+
+A plugin describes one stack (`StackProblem`): how to build the stacked network of some solutions, and
+the per-solution loss terms of a batch. The engine owns everything else: each solution's data order
+and noise from its own seed, one Adam over the stacked parameters (Adam is elementwise, so this is
+one Adam per solution), the summed loss (each solution gets exactly its own gradient), freezing a
+solution whose loss turns NaN or infinite, training a stack too large for the device in chunks one
+after another, checkpoints and bit-identical resume, progress, loss history and TensorBoard.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlbench.errors import ConfigError
+from dlbench.fitting import FitContext
+from dlbench.interfaces import DiscreteGroundTruthDataset
+from dlbench.training.data import ShuffledBatches
+from dlbench.training.memory import choose_stack_width
+
+TOTAL = "total"  # the loss term the engine minimises
+# Estimate the whole fit's duration after this many steps of the first stack, and say it when it is long.
+CALIBRATION_STEPS = 20
+ANNOUNCE_AFTER_SECONDS = 120.0
+
+
+class StackProblem(Protocol):
+    """What an SGD-trained plugin gives the engine for one training stage."""
+
+    def build(self, solutions: Sequence[int]) -> nn.Module:
+        """The stacked network of these solutions (indices into the stage's solutions), parameters with a leading
+        solution axis, each solution initialised as it would be alone."""
+        ...
+
+    def loss_terms(self, network: nn.Module, solutions: Sequence[int], observations: torch.Tensor,
+                   noise_generators: Sequence[torch.Generator]) -> dict[str, torch.Tensor]:
+        """Per-solution loss terms of one batch: observations (S, B, ...) as the dataset stores them; each term (S,)
+        or (S, k); "total" (S,) is minimised. Random draws come from noise_generators[s] for solution s."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """One training stage of S solutions.
+
+    Attributes:
+        name: the stage's name, also the prefix of its checkpoints.
+        seeds: one per solution: its data order and noise derive from it alone.
+        steps: optimiser steps of every solution.
+        batch_size: observations per solution and step.
+        tail_steps: the last steps whose mean loss terms are the stage's final scores (the paper's reconstruction
+            is the mean training BCE over the last 5,000 steps).
+        stack_width: solutions per stack; None lets the engine choose for the device (it never changes a result).
+        labels: one JSON-ready label per solution (e.g. its (β, λ, seed)) naming it in the loss history; default
+            its index.
+    """
+
+    name: str
+    seeds: tuple[int, ...]
+    steps: int
+    batch_size: int
+    learning_rate: float = 1e-4
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    log_every: int = 500
+    checkpoint_every: int = 2000
+    tail_steps: int = 5000
+    stack_width: int | None = None
+    tensorboard_dir: Any = None
+    labels: tuple | None = None
+
+
+@dataclass
+class TrainingOutcome:
+    """A trained stage: every solution's parameters (leading solution axis, on the CPU), its mean loss terms over
+    the last `tail_steps` steps, and the step at which its loss stopped being finite (-1: never)."""
+
+    parameters: dict[str, torch.Tensor]
+    tail_means: dict[str, torch.Tensor]
+    tail_steps: int
+    frozen_at: torch.Tensor
+    stack_width: int
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def derived_seed(seed: int, purpose: int) -> int:
+    """A seed for one purpose (data order, noise) of one solution, independent of the others."""
+    return int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
+
+
+DATA_ORDER, NOISE = 1, 2
+
+
+def _check_plan(plan: TrainingPlan, dataset) -> None:
+    if not isinstance(dataset, DiscreteGroundTruthDataset):
+        raise ConfigError(f"training needs a dataset with a discrete factor grid to shuffle; {dataset.name!r} has "
+                          "continuous factors")
+    if plan.batch_size > len(dataset):
+        raise ConfigError(f"model.batch_size = {plan.batch_size} is not accepted; expected at most the dataset's "
+                          f"{len(dataset):,} observations")
+    if not plan.seeds:
+        raise ConfigError("training needs at least one solution")
+
+
+def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: FitContext) -> TrainingOutcome:
+    """Train every solution of `plan`, stack by stack, resuming from the context's checkpoints."""
+    _check_plan(plan, dataset)
+    num_solutions = len(plan.seeds)
+    layout = context.load_checkpoint(f"{plan.name}.layout")
+    if layout is None:  # the width is fixed at the first attempt, so a resumed fit finds its chunks again
+        width = plan.stack_width or choose_stack_width(problem, plan, dataset, context.device)
+        layout = {"stack_width": min(width, num_solutions)}
+        context.save_checkpoint(f"{plan.name}.layout", layout)
+    width = layout["stack_width"]
+    chunks = [list(range(start, min(start + width, num_solutions))) for start in range(0, num_solutions, width)]
+    clock = _Clock(total_model_steps=plan.steps * num_solutions)
+    finished = []
+    for index, solutions in enumerate(chunks):
+        name = f"{plan.name}.stack{index}"
+        done = context.load_checkpoint(f"{name}.done")
+        if done is None:
+            done = _train_chunk(problem, plan, dataset, context, solutions, name, clock)
+            context.save_checkpoint(f"{name}.done", done)
+        clock.model_steps_done += plan.steps * len(solutions)
+        finished.append(done)
+    parameters = {key: torch.cat([part["parameters"][key] for part in finished]) for key in finished[0]["parameters"]}
+    tail = {key: torch.cat([part["tail_means"][key] for part in finished]) for key in finished[0]["tail_means"]}
+    return TrainingOutcome(parameters, tail, min(plan.tail_steps, plan.steps),
+                           torch.cat([part["frozen_at"] for part in finished]), width)
+
+
+class _Clock:
+    """Measures model-steps/s on the first steps and announces a long fit's expected duration once."""
+
+    def __init__(self, total_model_steps: int):
+        self.total_model_steps = total_model_steps
+        self.model_steps_done = 0
+        self.announced = False
+
+    def calibrate(self, model_steps: int, seconds: float) -> None:
+        if self.announced or seconds <= 0:
+            return
+        self.announced = True
+        rate = model_steps / seconds
+        remaining = (self.total_model_steps - self.model_steps_done) / rate
+        if remaining > ANNOUNCE_AFTER_SECONDS:
+            print(f"dlbench: about {_duration(remaining)} of training left here ({self.total_model_steps:,} "
+                  f"model-steps at {rate:,.0f} model-steps/s); on a CPU, gin/quick.gin makes any config a short run",
+                  file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _cpu_tensors(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _cpu_tensors(item) for key, item in value.items()}
+    return value
+
+
+class _Chunk:
+    """The mutable state of one stack under training."""
+
+    def __init__(self, problem, plan: TrainingPlan, dataset, context: FitContext, solutions: list[int]):
+        self.plan, self.solutions = plan, solutions
+        device = context.device
+        self.network = problem.build(solutions).to(device)
+        self.parameters = [p for p in self.network.parameters()]
+        self.optimizer = torch.optim.Adam(self.parameters, lr=plan.learning_rate, betas=plan.adam_betas,
+                                          eps=plan.adam_eps)
+        seeds = [plan.seeds[s] for s in solutions]
+        self.batches = ShuffledBatches(dataset, [derived_seed(seed, DATA_ORDER) for seed in seeds], plan.batch_size)
+        self.noise = [torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE)) for seed in seeds]
+        self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
+        self.frozen_at = torch.full((len(solutions),), -1, dtype=torch.int64, device=device)
+        self.frozen_values: list[torch.Tensor] | None = None
+        self.log_sums: dict[str, torch.Tensor] = {}
+        self.tail_sums: dict[str, torch.Tensor] = {}
+        self.step = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "batches": self.batches.state(), "noise": [g.get_state() for g in self.noise],
+                "frozen": self.frozen, "frozen_at": self.frozen_at, "log_sums": self.log_sums,
+                "tail_sums": self.tail_sums}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        device = self.frozen.device
+        self.step = state["step"]
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.batches.load_state(state["batches"])
+        for generator, saved in zip(self.noise, state["noise"]):
+            generator.set_state(saved)
+        self.frozen, self.frozen_at = state["frozen"].to(device), state["frozen_at"].to(device)
+        self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
+        self.tail_sums = {k: v.to(device) for k, v in state["tail_sums"].items()}
+        if bool(self.frozen.any()):
+            self.frozen_values = [p.detach().clone() for p in self.parameters]
+
+    def freeze(self, newly: torch.Tensor) -> None:
+        """Keep newly diverged solutions at their last finite parameters from now on."""
+        self.frozen_at = torch.where(newly, self.step, self.frozen_at)
+        self.frozen |= newly
+        current = [p.detach().clone() for p in self.parameters]
+        if self.frozen_values is None:
+            self.frozen_values = current
+        else:
+            for held, now in zip(self.frozen_values, current):
+                held[newly] = now[newly]
+
+    def restore_frozen(self) -> None:
+        for parameter, held in zip(self.parameters, self.frozen_values):
+            parameter.data[self.frozen] = held[self.frozen]
+
+
+def _accumulate(sums: dict[str, torch.Tensor], terms: Mapping[str, torch.Tensor]) -> None:
+    for key, value in terms.items():
+        value = value.detach().double()
+        sums[key] = sums[key] + value if key in sums else value.clone()
+
+
+def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solutions: list[int], name: str,
+                 clock: _Clock) -> dict[str, Any]:
+    from tqdm.auto import tqdm  # only training shows a progress bar
+
+    chunk = _Chunk(problem, plan, dataset, context, solutions)
+    saved = context.load_checkpoint(name)
+    if saved is not None:
+        chunk.load(saved)
+    writer = _tensorboard_writer(plan, name)
+    tail_start = plan.steps - min(plan.tail_steps, plan.steps)
+    bar = tqdm(total=plan.steps, initial=chunk.step, disable=not context.progress, leave=False, mininterval=1.0,
+               desc=f"{name} ({len(solutions)} solutions)", unit="step", file=sys.stderr)
+    started, started_step = time.perf_counter(), chunk.step
+    while chunk.step < plan.steps:
+        observations = chunk.batches.observations(chunk.step)
+        terms = problem.loss_terms(chunk.network, solutions, observations, chunk.noise)
+        total = terms[TOTAL]
+        newly = ~torch.isfinite(total.detach()) & ~chunk.frozen
+        if bool(newly.any()):  # one host sync per step: the price of freezing a diverged solution in time
+            chunk.freeze(newly)
+        finite_total = torch.where(chunk.frozen, torch.zeros_like(total), total)
+        chunk.optimizer.zero_grad(set_to_none=True)
+        finite_total.sum().backward()
+        chunk.optimizer.step()
+        if chunk.frozen_values is not None:
+            chunk.restore_frozen()
+        finite_terms = {key: torch.where(chunk.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
+                        for key, value in terms.items()}
+        _accumulate(chunk.log_sums, finite_terms)
+        if chunk.step >= tail_start:
+            _accumulate(chunk.tail_sums, finite_terms)
+        chunk.step += 1
+        bar.update(1)
+        if chunk.step - started_step == CALIBRATION_STEPS:
+            clock.calibrate(CALIBRATION_STEPS * len(solutions), time.perf_counter() - started)
+        if chunk.step % plan.log_every == 0 or chunk.step == plan.steps:
+            _log(chunk, context, name, bar, writer, time.perf_counter() - started, chunk.step - started_step)
+        if chunk.step % plan.checkpoint_every == 0 and chunk.step < plan.steps:
+            context.save_checkpoint(name, chunk.state())
+    bar.close()
+    if writer is not None:
+        writer.close()
+    tail_count = plan.steps - tail_start
+    return {"parameters": _cpu_tensors(chunk.network.state_dict()),
+            "tail_means": {key: (value / tail_count).float().cpu() for key, value in chunk.tail_sums.items()},
+            "frozen_at": chunk.frozen_at.cpu()}
+
+
+def _log(chunk: _Chunk, context: FitContext, name: str, bar, writer, seconds: float, steps: int) -> None:
+    """Mean loss terms per solution since the last log, into the record's history (and TensorBoard)."""
+    since = chunk.step % chunk.plan.log_every or chunk.plan.log_every
+    means = {key: (value / since).cpu() for key, value in chunk.log_sums.items()}
+    chunk.log_sums = {}
+    labels = chunk.plan.labels
+    context.log(chunk.step, stage=chunk.plan.name, stack=name,
+                solutions=[labels[s] if labels else s for s in chunk.solutions],
+                **{key: [_finite_or_none(v) for v in value.tolist()] for key, value in means.items()})
+    rate = steps / seconds if seconds > 0 else math.nan
+    summary = {key: f"{torch.nanmean(value.float()).item():.4g}" for key, value in means.items() if value.ndim == 1}
+    bar.set_postfix({"steps/s": f"{rate:.1f}", "model-steps/s": f"{rate * len(chunk.solutions):.1f}", **summary},
+                    refresh=False)
+    if writer is not None:
+        for key, value in means.items():
+            if value.ndim == 1:
+                for solution, number in zip(chunk.solutions, value.tolist()):
+                    writer.add_scalar(f"{chunk.plan.name}/{key}/solution_{solution}", number, chunk.step)
+
+
+def _finite_or_none(value):
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value if math.isfinite(value) else None
+
+
+def _tensorboard_writer(plan: TrainingPlan, name: str):
+    if plan.tensorboard_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("model.tensorboard = True needs the tensorboard package; install it (pip install "
+                          "tensorboard) or leave model.tensorboard off") from None
+    return SummaryWriter(log_dir=str(plan.tensorboard_dir / name))

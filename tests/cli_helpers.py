@@ -1,0 +1,28 @@
+"""Shared by every test that drives the CLI with bad input: exit 2, one line, nothing changed."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from dlbench.cli import main
+
+
+def checksums(root: Path) -> dict[str, str]:
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def assert_one_line_failure(argv, root: Path, capsys, expected: str | None = None, before: dict | None = None):
+    before = checksums(root) if before is None else before
+    code = main([str(part) for part in argv])
+    captured = capsys.readouterr()
+    err = captured.err
+    assert code == 2, f"exit {code} for {argv}; stderr: {err}"
+    assert "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("dlbench: error: "), err
+    if expected is not None:
+        assert expected in err, err
+    after = checksums(root)
+    changed = [name for name in before if after.get(name) != before[name]]
+    assert not changed, f"{argv} changed or removed existing files {changed}"
+    return err
