@@ -1,0 +1,84 @@
+"""A deep run killed with SIGKILL at a random moment and started again with the same command ends bit-identical (CPU):
+weights, training scores and metric scores."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dlbench import records
+
+GIN = """
+dataset.name = "dsprites"
+dataset.source = "procedural"
+dsprites.factor_sizes = [1, 3, 2, 4, 6, 6]
+model.name = "lambda_beta_vae"
+model.batch_size = 8
+model.training_steps = 30
+encoder.num_latent = 3
+lambda_beta_vae.beta_steps = 40
+lambda_beta_vae.betas = [1, 8]
+lambda_beta_vae.lambdas = [0, 2]
+lambda_beta_vae.seeds = [0]
+lambda_beta_vae.log_every = 5
+lambda_beta_vae.checkpoint_every = 5
+evaluation.metrics = ["mig"]
+mig.num_train = 300
+"""
+
+
+def dlbench(tmp_path, cache: str, *args) -> subprocess.Popen:
+    env = dict(os.environ, DLBENCH_CACHE_DIR=str(tmp_path / cache))
+    return subprocess.Popen([sys.executable, "-m", "dlbench", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def state_of(run_dir):
+    with np.load(run_dir / records.STATE_FILE) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def trials(tmp_path, count: int) -> list[float]:
+    config = tmp_path / "run.gin"
+    config.write_text(GIN)
+    reference = dlbench(tmp_path, "cache_reference", "run", str(config), "--out", str(tmp_path / "reference"),
+                        "--quiet")
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+    (reference_dir,) = [p for p in (tmp_path / "reference").iterdir() if p.is_dir()]
+    expected, expected_state = records.read_record(reference_dir), state_of(reference_dir)
+    rng = random.Random(7)
+    moments = []
+    for trial in range(count):
+        out, cache = tmp_path / f"killed{trial}", f"cache{trial}"
+        process = dlbench(tmp_path, cache, "run", str(config), "--out", str(out), "--quiet")
+        moment = rng.uniform(1.5, 6.0)
+        moments.append(moment)
+        time.sleep(moment)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        rerun = dlbench(tmp_path, cache, "run", str(config), "--out", str(out), "--quiet")
+        assert rerun.wait(timeout=600) == 0, f"trial {trial} killed after {moment:.2f} s: {rerun.stderr.read()}"
+        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+        record = records.read_record(run_dir)
+        state = state_of(run_dir)
+        for name, value in expected_state.items():
+            assert np.array_equal(state[name], value, equal_nan=True), (trial, moment, name)
+        assert record["metrics"]["training"] == expected["metrics"]["training"], (trial, moment)
+        assert record["metrics"]["mig"]["mig"] == expected["metrics"]["mig"]["mig"], (trial, moment)
+    return moments
+
+
+def test_a_killed_deep_run_resumes_bit_identical(tmp_path):
+    trials(tmp_path, 1)
+
+
+@pytest.mark.slow
+def test_a_killed_deep_run_resumes_bit_identical_at_many_moments(tmp_path):
+    moments = trials(tmp_path, 6)
+    print(f"6 SIGKILL trials at {sorted(round(m, 2) for m in moments)} s: every rerun bit-identical")
