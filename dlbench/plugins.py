@@ -27,7 +27,7 @@ from dlbench import hookspecs
 from dlbench.errors import ConfigError, DuplicateNameError, UnknownNameError
 
 ENTRY_POINT_GROUP = "dlbench"
-BUILTIN_PLUGINS = ("dlbench.datasets", "dlbench.metrics")
+BUILTIN_PLUGINS = ("dlbench.datasets", "dlbench.metrics", "dlbench.studies")
 DISABLE_ENV = "DLBENCH_DISABLE_PLUGINS"
 # Names the core's own gin configurables use; no plugin may take them.
 RESERVED_NAMES = frozenset({"dataset", "model", "evaluation"})

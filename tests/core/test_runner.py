@@ -94,7 +94,8 @@ def test_interrupted_run_leaves_no_record_and_resumes_from_checkpoints(
 
 
 @pytest.mark.parametrize("binding, listed", [
-    ("model.name = 'no_such_model'", "unknown model 'no_such_model'; available: linear_gaussian_vae"),
+    ("model.name = 'no_such_model'",
+     "unknown model 'no_such_model'; available: beta_vae, lambda_beta_vae, linear_gaussian_vae"),
     ("dataset.name = 'no_such_data'", "unknown dataset 'no_such_data'; available: "),
     ("evaluation.metrics = ['no_such_metric']", "unknown metric 'no_such_metric'; available: "),
 ])

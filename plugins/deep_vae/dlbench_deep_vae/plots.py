@@ -11,6 +11,7 @@ import torch
 from dlbench import atomic_write, load_run, read_record
 from dlbench_deep_vae.model import ACTIVE_KL
 
+STATE_FILE = "state.npz"
 TERMS = (("recon", "reconstruction"), ("kl", "KL"), ("l2", "‖x − x̂‖²"))
 TRAVERSAL_VALUES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
 NUM_SHOWN = 8
@@ -52,8 +53,15 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     record = read_record(run_dir)
-    betas, lambdas = record["solution_axes"]["beta"], record["solution_axes"]["lambda"]
     cells = curves(record)
+    written = _history_figures(record, cells, out_dir, plt) if cells else []  # a run without history has no curves
+    if (Path(run_dir) / STATE_FILE).is_file():  # a record kept without its weights still gets its curves
+        written += _image_figures(run_dir, out_dir, plt)
+    return written
+
+
+def _history_figures(record: dict, cells: dict, out_dir: Path, plt) -> list[Path]:
+    betas, lambdas = record["solution_axes"]["beta"], record["solution_axes"]["lambda"]
     written = []
     colours = plt.get_cmap("viridis")
 
@@ -66,7 +74,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
         panel.set_xlabel("step")
         panel.set_ylabel(label)
         panel.set_yscale("symlog" if term != "recon" else "linear")
-    panels[-1].legend(fontsize=6)
+    panels[0].legend(fontsize=6)
     figure.suptitle("training loss terms (means over seeds)")
     figure.tight_layout()
     written.append(_save(figure, Path(out_dir) / "training_curves.png"))
@@ -101,8 +109,6 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     figure.tight_layout()
     written.append(_save(figure, Path(out_dir) / "active_latents.png"))
     plt.close(figure)
-
-    written += _image_figures(run_dir, out_dir, plt)
     return written
 
 

@@ -1,7 +1,7 @@
 """Speed of a stack of S solutions against the same S plain modules stepped one after another.
 
 One step is what training does: draw each solution's noise, forward, the protocol's loss, backward and
-Adam, at batch 64 on the CPU with 2 torch threads.
+Adam, at batch 64, on the GPU when there is one (with wider stacks) and else on the CPU with 2 threads.
 """
 from __future__ import annotations
 
@@ -22,20 +22,25 @@ def _adam(parameters) -> torch.optim.Adam:
     return torch.optim.Adam(parameters, lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
 
 
-def _seconds_per_step(step, steps: int) -> float:
+def _seconds_per_step(step, steps: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     started = time.perf_counter()
     for _ in range(steps):
         step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return (time.perf_counter() - started) / steps
 
 
 def _stack_step(stack: networks.StackedConvVAE, images: torch.Tensor, generators):
     optimizer = _adam(stack.parameters())
     num_solutions = images.shape[0]
-    beta, lam = torch.full((num_solutions,), BETA), torch.full((num_solutions,), LAM)
+    beta = torch.full((num_solutions,), BETA, device=images.device)
+    lam = torch.full((num_solutions,), LAM, device=images.device)
 
     def step():
-        noise = networks.draw_noise(generators, BATCH_SIZE, NUM_LATENT)
+        noise = networks.draw_noise(generators, BATCH_SIZE, NUM_LATENT, images.device)
         terms = loss_terms(images, *stack(images, noise), beta, lam)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].sum().backward()
@@ -45,11 +50,11 @@ def _stack_step(stack: networks.StackedConvVAE, images: torch.Tensor, generators
 
 def _separate_steps(solutions: list[networks.ConvVAE], images: torch.Tensor, generators):
     optimizers = [_adam(solution.parameters()) for solution in solutions]
-    beta, lam = torch.tensor(BETA), torch.tensor(LAM)
+    beta, lam = torch.tensor(BETA, device=images.device), torch.tensor(LAM, device=images.device)
 
     def step():
         for solution, optimizer, solution_images, generator in zip(solutions, optimizers, images, generators):
-            noise = torch.randn(BATCH_SIZE, NUM_LATENT, generator=generator)
+            noise = torch.randn(BATCH_SIZE, NUM_LATENT, generator=generator, device=images.device)
             terms = loss_terms(solution_images, *solution(solution_images, noise), beta, lam)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -59,8 +64,13 @@ def _separate_steps(solutions: list[networks.ConvVAE], images: torch.Tensor, gen
 
 def bench_stacking(quick: bool = False) -> list[dict]:
     """Seconds per training step of S stacked solutions and of S separate modules, for S and C."""
-    stack_sizes, channel_counts = ((1, 4), (1,)) if quick else ((1, 4, 16), (1, 3))
-    rounds, steps_per_round = (1, 2) if quick else (3, 3)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        stack_sizes, channel_counts = ((1, 16), (3,)) if quick else ((1, 4, 16, 64, 250), (1, 3))
+        rounds, steps_per_round = (2, 5) if quick else (3, 20)
+    else:
+        stack_sizes, channel_counts = ((1, 4), (1,)) if quick else ((1, 4, 16), (1, 3))
+        rounds, steps_per_round = (1, 2) if quick else (3, 3)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(2)
     results = []
@@ -69,23 +79,24 @@ def bench_stacking(quick: bool = False) -> list[dict]:
             for num_solutions in stack_sizes:
                 seeds = list(range(num_solutions))
                 images = torch.rand(num_solutions, BATCH_SIZE, num_channels, 64, 64,
-                                    generator=torch.Generator().manual_seed(0))
-                separate = _separate_steps([networks.build_solution(seed, num_channels, NUM_LATENT) for seed in seeds],
-                                           images, [torch.Generator().manual_seed(seed) for seed in seeds])
-                stacked = _stack_step(networks.StackedConvVAE.from_seeds(seeds, num_channels, NUM_LATENT), images,
-                                      [torch.Generator().manual_seed(seed) for seed in seeds])
+                                    generator=torch.Generator().manual_seed(0)).to(device)
+                separate = _separate_steps([networks.build_solution(seed, num_channels, NUM_LATENT).to(device)
+                                            for seed in seeds], images,
+                                           [torch.Generator(device=device).manual_seed(seed) for seed in seeds])
+                stacked = _stack_step(networks.StackedConvVAE.from_seeds(seeds, num_channels, NUM_LATENT).to(device),
+                                      images, [torch.Generator(device=device).manual_seed(seed) for seed in seeds])
                 separate()
                 stacked()
                 # Interleaved rounds, best of each: a shared machine's load slows whichever runs during it.
                 baseline = ours = math.inf
                 for _ in range(rounds):
-                    baseline = min(baseline, _seconds_per_step(separate, steps_per_round))
-                    ours = min(ours, _seconds_per_step(stacked, steps_per_round))
+                    baseline = min(baseline, _seconds_per_step(separate, steps_per_round, device))
+                    ours = min(ours, _seconds_per_step(stacked, steps_per_round, device))
                 results.append({
                     "name": f"deep_vae stack step S={num_solutions} C={num_channels} batch {BATCH_SIZE}",
                     "seconds": ours, "baseline_seconds": baseline, "ratio": baseline / ours,
                     "note": f"{num_solutions / ours:.1f} model-steps/s stacked vs {num_solutions / baseline:.1f} "
-                            f"separate; best of {rounds} rounds of {steps_per_round} steps, 2 threads"})
+                            f"separate; best of {rounds} rounds of {steps_per_round} steps on {device}"})
     finally:
         torch.set_num_threads(previous_threads)
     return results

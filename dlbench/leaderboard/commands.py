@@ -1,0 +1,57 @@
+"""`dlbench leaderboard RESULT_DIRS... --out DIR` and `dlbench report paper RESULT_DIRS... --out DIR`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_OUT = "leaderboard"
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from dlbench.leaderboard.build import build_leaderboard
+
+    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild)
+    _print_warnings(built.warnings)
+    content = built.content
+    print(f"leaderboard of {content.record_count} runs ({content.solution_count} solutions): "
+          f"{len(content.rankings)} rankings, {len(content.studies)} β × λ studies, "
+          f"{sum(1 for p in built.written if p.suffix == '.png')} figures")
+    print(f"written: {args.out}/README.md, {args.out}/index.html")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dlbench.leaderboard.report import write_paper_report
+
+    path, claims, warnings = write_paper_report(args.result_dirs, args.out, rebuild=args.rebuild)
+    _print_warnings(warnings)
+    for claim in claims:
+        print(f"claim {claim.number}: {claim.verdict}: {claim.title}")
+    print(f"written: {path}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    leaderboard = subparsers.add_parser(
+        "leaderboard", help="rank settings per dataset, source and metric; README.md, index.html, figures",
+        description="Build the leaderboard of the run records under RESULT_DIRS: Markdown tables (README.md), one "
+                    "static HTML page (index.html, figures embedded), figures/*.png and copies of the records.")
+    leaderboard.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    leaderboard.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    leaderboard.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
+    leaderboard.set_defaults(handler=_cmd_leaderboard)
+
+    report = subparsers.add_parser("report", help="reports built from run records")
+    # The same parser class as the command line's, so a mistake below `report` is reported the same way.
+    kinds = report.add_subparsers(dest="report", metavar="KIND", parser_class=type(report))
+    kinds.required = True
+    paper = kinds.add_parser("paper", help="each claim of the paper, the numbers measured and a verdict (paper.md)")
+    paper.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    paper.add_argument("--out", default=DEFAULT_OUT, help=f"output directory for paper.md (default: {DEFAULT_OUT})")
+    paper.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
+    paper.set_defaults(handler=_cmd_report)
