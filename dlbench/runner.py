@@ -167,7 +167,7 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
 def _fit_entry(work_dir: Path) -> dict:
     saved = _read_json(work_dir / FIT_FILE, {})
     segments = saved.get("segments", [])
-    return {"segments": segments, "resumed": len(segments) > 1,
+    return {"segments": segments, "resumed": any(segment["resumed"] for segment in segments),
             "seconds": sum(segment["seconds"] for segment in segments), **saved.get("telemetry", {})}
 
 

@@ -26,8 +26,9 @@ from dlbench.training.data import ShuffledBatches
 from dlbench.training.memory import choose_stack_width
 
 TOTAL = "total"  # the loss term the engine minimises
-# Estimate the whole fit's duration after this many steps of the first stack, and say it when it is long.
-CALIBRATION_STEPS = 20
+# Estimate the whole fit's duration from steps of the first stack (after a few warm-up steps: first-call imports and
+# allocations), and say it when it is long.
+WARMUP_STEPS, CALIBRATION_STEPS = 5, 20
 ANNOUNCE_AFTER_SECONDS = 120.0
 
 
@@ -60,6 +61,7 @@ class TrainingPlan:
         stack_width: solutions per stack; None lets the engine choose for the device (it never changes a result).
         labels: one JSON-ready label per solution (e.g. its (β, λ, seed)) naming it in the loss history; default
             its index.
+        later_model_steps: model-steps of the fit's later stages, so the announced duration covers the whole fit.
     """
 
     name: str
@@ -75,6 +77,7 @@ class TrainingPlan:
     stack_width: int | None = None
     tensorboard_dir: Any = None
     labels: tuple | None = None
+    later_model_steps: int = 0
 
 
 @dataclass
@@ -120,7 +123,7 @@ def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: Fit
         context.save_checkpoint(f"{plan.name}.layout", layout)
     width = layout["stack_width"]
     chunks = [list(range(start, min(start + width, num_solutions))) for start in range(0, num_solutions, width)]
-    clock = _Clock(total_model_steps=plan.steps * num_solutions)
+    clock = _Clock(total_model_steps=plan.steps * num_solutions + plan.later_model_steps)
     finished = []
     for index, solutions in enumerate(chunks):
         name = f"{plan.name}.stack{index}"
@@ -246,6 +249,7 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
     bar = tqdm(total=plan.steps, initial=chunk.step, disable=not context.progress, leave=False, mininterval=1.0,
                desc=f"{name} ({len(solutions)} solutions)", unit="step", file=sys.stderr)
     started, started_step = time.perf_counter(), chunk.step
+    warm = None
     while chunk.step < plan.steps:
         observations = chunk.batches.observations(chunk.step)
         terms = problem.loss_terms(chunk.network, solutions, observations, chunk.noise)
@@ -266,8 +270,10 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
             _accumulate(chunk.tail_sums, finite_terms)
         chunk.step += 1
         bar.update(1)
-        if chunk.step - started_step == CALIBRATION_STEPS:
-            clock.calibrate(CALIBRATION_STEPS * len(solutions), time.perf_counter() - started)
+        if chunk.step - started_step == WARMUP_STEPS:
+            warm = time.perf_counter()
+        elif chunk.step - started_step == WARMUP_STEPS + CALIBRATION_STEPS:
+            clock.calibrate(CALIBRATION_STEPS * len(solutions), time.perf_counter() - warm)
         if chunk.step % plan.log_every == 0 or chunk.step == plan.steps:
             _log(chunk, context, name, bar, writer, time.perf_counter() - started, chunk.step - started_step)
         if chunk.step % plan.checkpoint_every == 0 and chunk.step < plan.steps:

@@ -178,12 +178,13 @@ class DeepVAE:
         return {**self.resolved, "tensorboard_dir": context.output_dir / "tensorboard"
                 if training.tensorboard else None}
 
-    def _plan(self, name: str, seeds: list[int], steps: int, settings: dict, labels: list) -> TrainingPlan:
+    def _plan(self, name: str, seeds: list[int], steps: int, settings: dict, labels: list,
+              later_model_steps: int = 0) -> TrainingPlan:
         return TrainingPlan(name=name, seeds=tuple(seeds), steps=steps, batch_size=settings["batch_size"],
                             learning_rate=self.learning_rate, log_every=min(self.log_every, steps),
                             checkpoint_every=self.checkpoint_every, tail_steps=tail_steps(steps),
                             stack_width=self.stack_width, tensorboard_dir=settings["tensorboard_dir"],
-                            labels=tuple(labels))
+                            labels=tuple(labels), later_model_steps=later_model_steps)
 
     def _stage_identity(self, dataset, settings: dict, beta: float, seed: int, run_seed: int, steps: int) -> dict:
         facts = {k: v for k, v in dataset.describe().items() if k not in ("file", "cache", "note")}
@@ -215,7 +216,9 @@ class DeepVAE:
             problem = VAEStack(seeds, [beta for beta, _ in missing], [0.0] * len(missing), settings["num_channels"],
                                settings["num_latent"], self.architecture, self.likelihood)
             stage_name = "beta_stage-" + hashlib.sha256(repr(missing).encode()).hexdigest()[:8]
-            outcome = train_stack(problem, self._plan(stage_name, seeds, steps, settings, labels), dataset, context)
+            continuation = 0 if self.name == "beta_vae" else self.num_solutions * settings["training_steps"]
+            outcome = train_stack(problem, self._plan(stage_name, seeds, steps, settings, labels, continuation),
+                                  dataset, context)
             for index, cell in enumerate(missing):
                 solution = {"state": {k: v[index].clone() for k, v in outcome.parameters.items()},
                             "tail": {k: v[index].clone() for k, v in outcome.tail_means.items()},
