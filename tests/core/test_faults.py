@@ -279,12 +279,14 @@ def import_in_config(record: dict) -> None:
     resign(record)
 
 
-DAMAGE = [
+STATE_DAMAGE = [
     (lambda d: (d / records.STATE_FILE).write_bytes(b""), "not an .npz state file"),
     (lambda d: (d / records.STATE_FILE).write_bytes(b"PK\x03\x04 truncated"), "state"),
     (lambda d: (d / records.STATE_FILE).unlink(), "state file not found"),
     (swap_state_axes, "has shape"),
     (lambda d: np.savez(d / records.STATE_FILE, B=np.array([{"x": 1}], dtype=object)), "state"),
+]
+RECORD_DAMAGE = [
     (lambda d: (d / records.RECORD_FILE).write_text("{trunc"), "not valid JSON"),
     (lambda d: (d / records.RECORD_FILE).write_bytes(b"\xff\xfe"), "not valid JSON"),
     (lambda d: edit_record(d, lambda r: r.update(seed="0")), "field 'seed'"),
@@ -304,8 +306,15 @@ DAMAGE = [
 ]
 
 
-@pytest.mark.parametrize("damage, expected", DAMAGE, ids=[f"damage{i}" for i in range(len(DAMAGE))])
-@pytest.mark.parametrize("command", ["evaluate", "plot", "rerun"])
+# Every command that reads a finished run refuses its damaged record; those that load its fit (evaluate, and a
+# rerun that re-scores it) refuse its damaged state file too.
+DAMAGE_CASES = [(damage, expected, command) for damage, expected in STATE_DAMAGE for command in ("evaluate", "rerun")]
+DAMAGE_CASES += [(damage, expected, command) for damage, expected in RECORD_DAMAGE
+                 for command in ("evaluate", "plot", "rerun")]
+
+
+@pytest.mark.parametrize("damage, expected, command", DAMAGE_CASES,
+                         ids=[f"damage{i}-{case[2]}" for i, case in enumerate(DAMAGE_CASES)])
 def test_damaged_run_files_are_refused_and_left_as_they_are(world, capsys, tmp_path, damage, expected, command):
     run_dir = run_dir_in(world)
     damage(run_dir)
@@ -320,8 +329,6 @@ def test_damaged_run_files_are_refused_and_left_as_they_are(world, capsys, tmp_p
             argv = ["plot", run_dir, "--out", world / "figures"]
         else:  # the same command again finds the finished (damaged) run and must not score or replace it
             argv = ["run", world / "tiny.gin", "--out", world / "runs", "--quiet", "-p", "mig.num_train = 250"]
-        if command != "evaluate" and ("state" in expected or "has shape" in expected):
-            pytest.skip("this command does not read the state file")
         assert_one_line_failure(argv, world, capsys, expected)
     finally:
         sys.path.remove(str(canary))
