@@ -1,10 +1,25 @@
-"""Shared by every test that drives the CLI with bad input: exit 2, one line, nothing changed."""
+"""Shared by tests that drive the CLI: a tiny linear experiment, and the bad-input check (exit 2, one line, nothing
+changed)."""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
 from dlbench.cli import main
+
+TINY_LINEAR_GIN = """
+dataset.name = "linear_gaussian"
+linear_gaussian.n = 12
+linear_gaussian.s = 3
+linear_gaussian.seed = 3
+model.name = "linear_gaussian_vae"
+linear_gaussian_vae.num_latent = 4
+linear_gaussian_vae.betas = [1, 4]
+linear_gaussian_vae.lambdas = [0, 2]
+linear_gaussian_vae.solvers = ["fixed_point"]
+linear_gaussian_vae.num_starts = 3
+linear_gaussian_vae.max_half_steps = 600
+"""
 
 
 def checksums(root: Path) -> dict[str, str]:

@@ -1,18 +1,5 @@
 import pytest
-
-TINY_LINEAR_GIN = """
-dataset.name = "linear_gaussian"
-linear_gaussian.n = 12
-linear_gaussian.s = 3
-linear_gaussian.seed = 3
-model.name = "linear_gaussian_vae"
-linear_gaussian_vae.num_latent = 4
-linear_gaussian_vae.betas = [1, 4]
-linear_gaussian_vae.lambdas = [0, 2]
-linear_gaussian_vae.solvers = ["fixed_point"]
-linear_gaussian_vae.num_starts = 3
-linear_gaussian_vae.max_half_steps = 600
-"""
+from cli_helpers import TINY_LINEAR_GIN
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from sweep_test_helpers import TINY_STUDY
+from cli_helpers import TINY_LINEAR_GIN
 
 
 @pytest.fixture(autouse=True)
@@ -16,5 +16,5 @@ def one_torch_thread():
 @pytest.fixture
 def study(tmp_path):
     path = tmp_path / "study.gin"
-    path.write_text(TINY_STUDY)
+    path.write_text(TINY_LINEAR_GIN)
     return path

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from sweep_test_helpers import TINY_STUDY, finished_records, leftovers, main
+from cli_helpers import TINY_LINEAR_GIN
+from sweep_test_helpers import finished_records, leftovers
 
+from dlbench.cli import main
 from dlbench.executors import FAILED, TRAINED, DaskExecutor, ProcessExecutor
 from dlbench.runner import CHECKPOINT_DIR, FIT_FILE
 from dlbench.sweep import plan_study, run_sweep
@@ -29,7 +31,6 @@ def slow_bindings(adamw_iterations: int) -> list[str]:
 
 
 SLOW_BINDINGS = slow_bindings(3000)
-HELPERS = Path(__file__).with_name("sweep_test_helpers.py")
 
 
 def kill_first_run_after_its_checkpoint(out: Path, is_worker: Callable[[int], bool], killed: dict,
@@ -138,9 +139,9 @@ def test_dask_sweep_runs_each_run_once_and_reports_failures(study, tmp_path):
 
 def test_two_sweeps_racing_on_one_directory_train_each_run_once(study, tmp_path):
     out = tmp_path / "runs"
-    study.write_text(TINY_STUDY + "\n".join(slow_bindings(500)) + "\n")
+    study.write_text(TINY_LINEAR_GIN + "\n".join(slow_bindings(500)) + "\n")
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sweeps = [subprocess.Popen([sys.executable, str(HELPERS), "sweep", str(study), "--grid", grid, "--out", str(out),
+    sweeps = [subprocess.Popen([sys.executable, "-m", "dlbench", "sweep", str(study), "--grid", grid, "--out", str(out),
                                 "--wait", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=environment)
               for grid in ("linear_gaussian.seed=[1, 2, 3, 4]", "linear_gaussian.seed=[4, 3, 2, 1]")]

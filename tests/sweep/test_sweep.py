@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from sweep_test_helpers import TINY_STUDY, finished_records, leftovers, main
+from cli_helpers import TINY_LINEAR_GIN
+from sweep_test_helpers import finished_records, leftovers
 
+from dlbench.cli import main
 from dlbench.errors import ConfigError, UnknownNameError
 from dlbench.executors import FAILED, REUSED, TRAINED, DaskExecutor, InProcessExecutor, ProcessExecutor
 from dlbench.sweep import make_executor, plan_study, run_sweep
@@ -32,7 +34,7 @@ def test_grid_is_the_cartesian_product_with_ids_independent_of_order(study):
     assert not {run.plan_id for run in swapped} & {run.plan_id for run in runs}  # the tol binding is a setting
     # the same study written as `# sweep:` lines of its gin file plans the same runs, with the same ids
     study_file = study.with_name("with_grid.gin")
-    study_file.write_text(TINY_STUDY + "# sweep: linear_gaussian.seed = [1, 2, 3]\n"
+    study_file.write_text(TINY_LINEAR_GIN + "# sweep: linear_gaussian.seed = [1, 2, 3]\n"
                                        "#sweep:linear_gaussian_vae.num_starts=[2, 3]\n")
     assert {run.plan_id for run in plan_study([study_file])} == {run.plan_id for run in runs}
     # a command-line axis replaces the file's axis of the same target
@@ -62,10 +64,10 @@ def test_a_bad_grid_is_refused_in_one_line(study, capsys, grid):
 
 
 def test_study_file_mistakes_name_the_file_and_line(study):
-    study.write_text(TINY_STUDY + "# sweep: linear_gaussian.seed = 3\n")
+    study.write_text(TINY_LINEAR_GIN + "# sweep: linear_gaussian.seed = 3\n")
     with pytest.raises(ConfigError, match=r"study.gin, line 13: '# sweep: linear_gaussian.seed = 3' is not "):
         plan_study([study])
-    study.write_text(TINY_STUDY + "# sweep-split: beta = 0\n")
+    study.write_text(TINY_LINEAR_GIN + "# sweep-split: beta = 0\n")
     with pytest.raises(ConfigError, match=r"line 13: '# sweep-split: beta = 0' is not accepted; expected AXIS=N"):
         plan_study([study])
 
@@ -200,13 +202,10 @@ def test_dry_run_prints_the_plan_and_runs_nothing(study, tmp_path, capsys):
 
 
 def test_help_with_the_sweep_command_imports_nothing_heavy(tmp_path):
-    code = ("import sys, json\nsys.path.insert(0, sys.argv[1])\nfrom sweep_test_helpers import main\n"
+    code = ("import sys, json\nfrom dlbench.cli import main\n"
             "try:\n    main(['sweep', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('MODULES=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
-    import pathlib
-
-    completed = subprocess.run([sys.executable, "-c", code, str(pathlib.Path(__file__).parent)], capture_output=True,
-                               text=True, timeout=120)
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert "--grid" in completed.stdout and "# sweep-split: beta = 1" in completed.stdout
     loaded = json.loads(completed.stdout.rsplit("MODULES=", 1)[1])

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from cli_helpers import assert_one_line_failure
+from deep_test_helpers import tiny_lbvae_gin
 
 from dlbench import FitContext, TrainingSettings, create_dataset, records
 from dlbench.cli import main
@@ -106,22 +107,7 @@ def test_the_stage_cache_is_reused_and_missed_when_an_input_changes(tmp_path):
     assert not shared.telemetry["notes"]["beta_stages"]["trained"]
 
 
-GIN = """
-dataset.name = "dsprites"
-dataset.source = "procedural"
-dsprites.factor_sizes = [1, 3, 2, 4, 6, 6]
-model.name = "lambda_beta_vae"
-model.batch_size = 8
-model.training_steps = 6
-encoder.num_latent = 3
-lambda_beta_vae.beta_steps = 6
-lambda_beta_vae.betas = [1, 8]
-lambda_beta_vae.lambdas = [0, 2]
-lambda_beta_vae.seeds = [0]
-lambda_beta_vae.log_every = 3
-evaluation.metrics = ["mig"]
-mig.num_train = 300
-"""
+GIN = tiny_lbvae_gin(training_steps=6, beta_steps=6, log_every=3)
 
 
 @pytest.fixture

@@ -11,26 +11,11 @@ import time
 
 import numpy as np
 import pytest
+from deep_test_helpers import tiny_lbvae_gin
 
 from dlbench import records
 
-GIN = """
-dataset.name = "dsprites"
-dataset.source = "procedural"
-dsprites.factor_sizes = [1, 3, 2, 4, 6, 6]
-model.name = "lambda_beta_vae"
-model.batch_size = 8
-model.training_steps = 30
-encoder.num_latent = 3
-lambda_beta_vae.beta_steps = 40
-lambda_beta_vae.betas = [1, 8]
-lambda_beta_vae.lambdas = [0, 2]
-lambda_beta_vae.seeds = [0]
-lambda_beta_vae.log_every = 5
-lambda_beta_vae.checkpoint_every = 5
-evaluation.metrics = ["mig"]
-mig.num_train = 300
-"""
+GIN = tiny_lbvae_gin(training_steps=30, beta_steps=40, log_every=5, checkpoint_every=5)
 
 
 def dlbench(tmp_path, cache: str, *args) -> subprocess.Popen:
