@@ -189,7 +189,8 @@ class _Chunk:
         self.noise = [torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE)) for seed in seeds]
         self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
         self.frozen_at = torch.full((len(solutions),), -1, dtype=torch.int64, device=device)
-        self.frozen_values: list[torch.Tensor] | None = None
+        # The frozen mask shaped to broadcast over each parameter's leading solution axis.
+        self.frozen_views = [self.frozen.view(-1, *[1] * (p.ndim - 1)) for p in self.parameters]
         self.log_sums: dict[str, torch.Tensor] = {}
         self.tail_sums: dict[str, torch.Tensor] = {}
         self.step = 0
@@ -208,26 +209,27 @@ class _Chunk:
         self.batches.load_state(state["batches"])
         for generator, saved in zip(self.noise, state["noise"]):
             generator.set_state(saved)
-        self.frozen, self.frozen_at = state["frozen"].to(device), state["frozen_at"].to(device)
+        self.frozen.copy_(state["frozen"])  # in place: frozen_views look at it
+        self.frozen_at = state["frozen_at"].to(device)
         self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
         self.tail_sums = {k: v.to(device) for k, v in state["tail_sums"].items()}
-        if bool(self.frozen.any()):
-            self.frozen_values = [p.detach().clone() for p in self.parameters]
 
-    def freeze(self, newly: torch.Tensor) -> None:
-        """Keep newly diverged solutions at their last finite parameters from now on."""
+    def freeze_diverged(self, total: torch.Tensor) -> None:
+        """Freeze the solutions whose loss is not finite, on the device (no host sync, so a step can be queued or
+        captured whole): their step is noted and `hold_frozen` keeps their parameters where they are now."""
+        newly = ~torch.isfinite(total.detach()) & ~self.frozen
         self.frozen_at = torch.where(newly, self.step, self.frozen_at)
         self.frozen |= newly
-        current = [p.detach().clone() for p in self.parameters]
-        if self.frozen_values is None:
-            self.frozen_values = current
-        else:
-            for held, now in zip(self.frozen_values, current):
-                held[newly] = now[newly]
 
-    def restore_frozen(self) -> None:
-        for parameter, held in zip(self.parameters, self.frozen_values):
-            parameter.data[self.frozen] = held[self.frozen]
+    def hold_frozen(self) -> None:
+        """Before the optimiser step: a frozen solution gets a zero gradient (a non-finite loss backpropagates NaN
+        even through a zero weight) and a zero first moment, so Adam's update for it, lr·m̂/(√v̂ + ε), is exactly 0."""
+        for parameter, frozen in zip(self.parameters, self.frozen_views):
+            if parameter.grad is not None:
+                parameter.grad.masked_fill_(frozen, 0.0)
+            moment = self.optimizer.state.get(parameter, {}).get("exp_avg")
+            if moment is not None:
+                moment.masked_fill_(frozen, 0.0)
 
 
 def _accumulate(sums: dict[str, torch.Tensor], terms: Mapping[str, torch.Tensor]) -> None:
@@ -254,15 +256,12 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
         observations = chunk.batches.observations(chunk.step)
         terms = problem.loss_terms(chunk.network, solutions, observations, chunk.noise)
         total = terms[TOTAL]
-        newly = ~torch.isfinite(total.detach()) & ~chunk.frozen
-        if bool(newly.any()):  # one host sync per step: the price of freezing a diverged solution in time
-            chunk.freeze(newly)
+        chunk.freeze_diverged(total)
         finite_total = torch.where(chunk.frozen, torch.zeros_like(total), total)
         chunk.optimizer.zero_grad(set_to_none=True)
         finite_total.sum().backward()
+        chunk.hold_frozen()
         chunk.optimizer.step()
-        if chunk.frozen_values is not None:
-            chunk.restore_frozen()
         finite_terms = {key: torch.where(chunk.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
                         for key, value in terms.items()}
         _accumulate(chunk.log_sums, finite_terms)
@@ -271,8 +270,10 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
         chunk.step += 1
         bar.update(1)
         if chunk.step - started_step == WARMUP_STEPS:
+            _synchronize(context.device)  # the steps are queued on a GPU: time what it has done
             warm = time.perf_counter()
         elif chunk.step - started_step == WARMUP_STEPS + CALIBRATION_STEPS:
+            _synchronize(context.device)
             clock.calibrate(CALIBRATION_STEPS * len(solutions), time.perf_counter() - warm)
         if chunk.step % plan.log_every == 0 or chunk.step == plan.steps:
             _log(chunk, context, name, bar, writer, time.perf_counter() - started, chunk.step - started_step)
@@ -305,6 +306,11 @@ def _log(chunk: _Chunk, context: FitContext, name: str, bar, writer, seconds: fl
             if value.ndim == 1:
                 for solution, number in zip(chunk.solutions, value.tolist()):
                     writer.add_scalar(f"{chunk.plan.name}/{key}/solution_{solution}", number, chunk.step)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _finite_or_none(value):

@@ -77,11 +77,12 @@ def test_an_interrupted_stage_resumes_bit_for_bit(dataset, tmp_path):
 
 
 class DivergesAt(VAEStack):
-    """Solution 1's loss turns NaN from a given step on."""
+    """Solution 1's loss turns NaN from a given step on: a constant NaN added to it, or (through_gradient) one
+    multiplying its parameters, so that its gradient is NaN too, as when a network itself diverges."""
 
-    def __init__(self, step: int):
+    def __init__(self, step: int, through_gradient: bool = False):
         super().__init__([0, 1], [1.0, 8.0], [0.0, 0.0], 1, 4, "paper", "bernoulli")
-        self.nan_from, self.calls = step, 0
+        self.nan_from, self.calls, self.through_gradient = step, 0, through_gradient
 
     def loss_terms(self, network, solutions, observations, noise_generators):
         terms = super().loss_terms(network, solutions, observations, noise_generators)
@@ -89,13 +90,17 @@ class DivergesAt(VAEStack):
             position = list(solutions).index(1)
             poison = torch.zeros_like(terms["total"])
             poison[position] = float("nan")
+            if self.through_gradient:
+                poison = poison * sum(p.sum(dim=tuple(range(1, p.ndim))) for p in network.parameters())
             terms = {**terms, "total": terms["total"] + poison}
         self.calls += 1
         return terms
 
 
-def test_a_nan_in_one_solution_freezes_it_and_leaves_the_others_untouched(dataset, tmp_path):
-    outcome = train_stack(DivergesAt(30), plan("nan", 80, width=2), dataset, context(tmp_path / "nan"))
+@pytest.mark.parametrize("through_gradient", [False, True], ids=["nan_loss", "nan_gradient"])
+def test_a_nan_in_one_solution_freezes_it_and_leaves_the_others_untouched(dataset, tmp_path, through_gradient):
+    outcome = train_stack(DivergesAt(30, through_gradient), plan("nan", 80, width=2), dataset,
+                          context(tmp_path / "nan"))
     healthy = train_stack(problem(), plan("nan", 80, width=2), dataset, context(tmp_path / "healthy"))
     until = train_stack(problem(), plan("nan", 30, width=2), dataset, context(tmp_path / "until"))
     assert outcome.frozen_at.tolist() == [-1, 30]
@@ -103,6 +108,28 @@ def test_a_nan_in_one_solution_freezes_it_and_leaves_the_others_untouched(datase
         assert torch.equal(outcome.parameters[name][0], healthy.parameters[name][0]), name
         assert torch.equal(outcome.parameters[name][1], until.parameters[name][1]), name
     assert torch.isfinite(outcome.tail_means["recon"][0]) and torch.isnan(outcome.tail_means["total"][1])
+
+
+def test_a_frozen_solution_stays_frozen_across_a_resume(dataset, tmp_path):
+    uninterrupted = train_stack(DivergesAt(30, through_gradient=True), plan("nan", 80, width=2, checkpoint_every=20),
+                                dataset, context(tmp_path / "whole"))
+    saves = []
+
+    def interrupt_at_step_40():  # layout, then the stack at steps 20 and 40
+        saves.append(1)
+        if len(saves) == 3:
+            raise FitInterrupted
+
+    with pytest.raises(FitInterrupted):
+        train_stack(DivergesAt(30, through_gradient=True), plan("nan", 80, width=2, checkpoint_every=20), dataset,
+                    context(tmp_path / "resumed", after_checkpoint=interrupt_at_step_40))
+    # The resumed problem's loss is finite again (its NaN starts 30 calls after the resume, at step 70): the
+    # solution frozen at step 30 stays frozen because the checkpoint says so, not because its loss is NaN.
+    resumed = train_stack(DivergesAt(30, through_gradient=True), plan("nan", 80, width=2, checkpoint_every=20),
+                          dataset, context(tmp_path / "resumed"))
+    assert resumed.frozen_at.tolist() == uninterrupted.frozen_at.tolist() == [-1, 30]
+    for name, value in uninterrupted.parameters.items():
+        assert torch.equal(resumed.parameters[name], value), name
 
 
 def test_each_solution_shuffles_epochs_with_its_own_generator(dataset):
