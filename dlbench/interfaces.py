@@ -114,7 +114,8 @@ class Model(Protocol):
         ...
 
     def hyperparameters(self) -> dict[str, Any]:
-        """JSON-ready hyperparameters, as the run record shows them."""
+        """JSON-ready hyperparameters, as the run record shows them; asked right after fit, so they may include
+        settings fit resolved (defaults that depend on the dataset)."""
         ...
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -133,7 +134,8 @@ class ExactMetricsModel(Model, Protocol):
     """A model that can score itself in closed form, without sampling."""
 
     def exact_metrics(self) -> dict[str, torch.Tensor]:
-        """Metric name -> tensor of shape `solution_shape` (a 0-d tensor for a single model)."""
+        """Metric name -> tensor of shape `solution_shape` (a 0-d tensor for a single model). Asked once, right after
+        fit (which may keep what it needs from the dataset), and saved with the fit; never asked of a restored model."""
         ...
 
 
@@ -143,7 +145,8 @@ class TrainingScoresModel(Model, Protocol):
     over the last steps), recorded beside the metrics as the entry "training"."""
 
     def training_scores(self) -> dict[str, Any]:
-        """Score name -> tensor of shape `solution_shape`, plus JSON-ready notes on how they were computed."""
+        """Score name -> tensor of shape `solution_shape`, plus JSON-ready notes on how they were computed; asked once,
+        right after fit, like exact_metrics."""
         ...
 
 

@@ -124,13 +124,11 @@ class _FitSegments:
         self.segments.append(self.current)
         self._started = time.perf_counter()
 
-    def save(self, outcome: str = "running", telemetry: dict | None = None) -> None:
+    def save(self, outcome: str = "running", **finished: Any) -> None:
+        """Write the segments; a finished fit adds what the record takes from the fitted model (see _fitted)."""
         self.current["seconds"] = time.perf_counter() - self._started
         self.current["outcome"] = outcome
-        payload = {"segments": self.segments}
-        if telemetry is not None:
-            payload["telemetry"] = telemetry
-        atomic_write_json(self.path, records.to_jsonable(payload))
+        atomic_write_json(self.path, records.to_jsonable({"segments": self.segments, **finished}))
 
     @property
     def total_seconds(self) -> float:
@@ -138,8 +136,8 @@ class _FitSegments:
 
 
 def _fit(model, dataset, registration, work_dir: Path, device: torch.device, seed: int, progress: bool,
-         training: config.TrainingSettings) -> dict:
-    """Fit the model (resuming from checkpoints), save its state, and return the fit's record entry."""
+         training: config.TrainingSettings) -> None:
+    """Fit the model (resuming from checkpoints), save its state, and mark the fit finished in fit.json."""
     checkpoint_dir = work_dir / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     segments = _FitSegments(work_dir / FIT_FILE, resumed=any(checkpoint_dir.iterdir()))
@@ -160,15 +158,36 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
                             f"failed during fit: {type(exc).__name__}: {reason}; its partial run is kept in "
                             f"{work_dir} (--debug shows the traceback)") from exc
     records.save_state(work_dir / records.STATE_FILE, model.state_dict())
-    segments.save("finished", telemetry=context.telemetry)
-    return _fit_entry(work_dir)
+    # What the record takes from the fitted model itself is captured now, in the same write that marks the fit
+    # finished: a model restored from state.npz has its weights but not what fit learnt from the dataset and the
+    # training settings, so a run resumed at evaluation must not ask it again.
+    segments.save("finished", telemetry=context.telemetry, hyperparameters=model.hyperparameters(),
+                  model_scores=_model_scores(model))
 
 
-def _fit_entry(work_dir: Path) -> dict:
+def _model_scores(model) -> dict[str, Any]:
+    """The scores a model gives of itself: exact (closed-form) metrics and its training scores."""
+    scores = {}
+    if isinstance(model, ExactMetricsModel):
+        scores[records.EXACT_METRICS] = {"mode": "exact", "values": model.exact_metrics()}
+    if isinstance(model, TrainingScoresModel):
+        scores[records.TRAINING_SCORES] = {"mode": "training", "values": model.training_scores()}
+    return scores
+
+
+def _fitted(work_dir: Path) -> dict | None:
+    """fit.json of a finished fit whose state was saved, or None when the fit must (re)start from checkpoints."""
     saved = _read_json(work_dir / FIT_FILE, {})
-    segments = saved.get("segments", [])
+    segments = saved.get("segments") if isinstance(saved, dict) else None
+    finished = isinstance(segments, list) and segments and isinstance(segments[-1], dict) \
+        and segments[-1].get("outcome") == "finished" and {"hyperparameters", "model_scores"} <= set(saved)
+    return saved if finished and (work_dir / records.STATE_FILE).is_file() else None
+
+
+def _fit_entry(fitted: dict) -> dict:
+    segments = fitted["segments"]
     return {"segments": segments, "resumed": any(segment["resumed"] for segment in segments),
-            "seconds": sum(segment["seconds"] for segment in segments), **saved.get("telemetry", {})}
+            "seconds": sum(segment["seconds"] for segment in segments), **fitted.get("telemetry", {})}
 
 
 def _finish(work_dir: Path, final_dir: Path) -> tuple[bool, str | None]:
@@ -234,30 +253,24 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         work_dir = out_dir / f"{run_id}.partial"
         fresh = not work_dir.exists()
         work_dir.mkdir(exist_ok=True)
-        if (work_dir / records.STATE_FILE).is_file() and (work_dir / FIT_FILE).is_file() \
-                and _read_json(work_dir / FIT_FILE, {}).get("segments", [{}])[-1].get("outcome") == "finished":
+        fitted = _fitted(work_dir)
+        if fitted is not None:
             evaluation.restore_state(model, work_dir / records.STATE_FILE, torch_device)  # resume at evaluation
-            fit_entry = _fit_entry(work_dir)
         else:
+            (work_dir / PARTIAL_METRICS_FILE).unlink(missing_ok=True)  # scores of an earlier fit, if any
             try:
-                fit_entry = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress,
-                                 experiment.training)
+                _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress, experiment.training)
             except DlbenchError as exc:
                 # A request refused before any progress (too large, say) leaves nothing behind to resume; a
                 # plugin's crash keeps its partial run for inspection.
                 if fresh and not isinstance(exc, PluginFailure) and not any((work_dir / CHECKPOINT_DIR).iterdir()):
                     shutil.rmtree(work_dir)
                 raise
+            fitted = _fitted(work_dir)
 
         evaluate_started = time.perf_counter()
         partial_metrics = work_dir / PARTIAL_METRICS_FILE
-        scored: dict[str, Any] = _read_json(partial_metrics, {})
-        if isinstance(model, ExactMetricsModel) and records.EXACT_METRICS not in scored:
-            scored[records.EXACT_METRICS] = records.to_jsonable({"mode": "exact", "values": model.exact_metrics()})
-        if isinstance(model, TrainingScoresModel) and records.TRAINING_SCORES not in scored:
-            scored[records.TRAINING_SCORES] = records.to_jsonable({"mode": "training",
-                                                                   "values": model.training_scores()})
-        atomic_write_json(partial_metrics, scored)
+        scored: dict[str, Any] = {**_read_json(partial_metrics, {}), **fitted["model_scores"]}
         stale = evaluation.stale_metrics(scored, metrics, experiment.evaluation_seed)
         remaining = [m for m in metrics if m.name in stale]
 
@@ -270,6 +283,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
 
         operative_config = gin.operative_config_str()
         atomic_write_text(work_dir / records.CONFIG_FILE, operative_config)
+        fit_entry = _fit_entry(fitted)
         record = {
             "schema": records.SCHEMA,
             "run_id": run_id,
@@ -277,7 +291,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
             "created": _now(),
             "model": {"name": experiment.model_name, "plugin": model_registration.plugin,
                       "distribution": model_registration.distribution, "version": model_registration.version,
-                      "hyperparameters": model.hyperparameters()},
+                      "hyperparameters": fitted["hyperparameters"]},
             "dataset": {**dataset.describe(), "plugin": dataset_registration.plugin,
                         "plugin_version": dataset_registration.version},
             "seed": seed,

@@ -1,5 +1,5 @@
-"""Shared by tests that drive the CLI: a tiny linear experiment, and the bad-input check (exit 2, one line, nothing
-changed)."""
+"""Shared by tests that drive the CLI: a tiny linear experiment, the bad-input check (exit 2, one line, nothing
+changed), and the part of a record that an interrupted run must reproduce."""
 from __future__ import annotations
 
 import hashlib
@@ -41,3 +41,21 @@ def assert_one_line_failure(argv, root: Path, capsys, expected: str | None = Non
     changed = [name for name in before if after.get(name) != before[name]]
     assert not changed, f"{argv} changed or removed existing files {changed}"
     return err
+
+
+# What differs between two runs of one config however they went: when, how long, the fit's segments, the machine,
+# and the digest that covers them.
+CIRCUMSTANTIAL = ("created", "timings", "fit", "environment", "digest")
+
+
+def reproducible_part(record: dict) -> dict:
+    """The record without its circumstances (each metric's seconds and time of scoring too): a run interrupted
+    anywhere and resumed must equal this exactly."""
+    part = {key: value for key, value in record.items() if key not in CIRCUMSTANTIAL}
+    part["metrics"] = {}
+    for name, result in record["metrics"].items():
+        result = {key: value for key, value in result.items() if key != "seconds"}
+        if "provenance" in result:
+            result["provenance"] = {k: v for k, v in result["provenance"].items() if k != "computed_at"}
+        part["metrics"][name] = result
+    return part

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import reproducible_part
 
 from dlbench import records
 from dlbench.errors import RunLockedError
@@ -181,8 +182,7 @@ def kill_trials(tmp_path: Path, config: Path, trials: int) -> list[float]:
         (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
         assert [p.name for p in out.iterdir()] == [run_dir.name]
         record = records.read_record(run_dir)
-        assert record["metrics"]["exact"] == expected_record["metrics"]["exact"], f"trial {trial}"
-        assert record["metrics"]["mig"]["mig"] == expected_record["metrics"]["mig"]["mig"], f"trial {trial}"
+        assert reproducible_part(record) == reproducible_part(expected_record), f"trial {trial}"
         state = _state(run_dir)
         assert all(np.array_equal(state[k], expected_state[k], equal_nan=True) for k in expected_state), trial
     return moments

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import reproducible_part
 
 from dlbench import FitContext, records
 from dlbench.cli import main
@@ -91,6 +92,32 @@ def test_interrupted_run_leaves_no_record_and_resumes_from_checkpoints(
     record = records.read_record(run_dir_of(out))
     assert set(np.array(record["metrics"]["exact"]["values"]["iterations"]).ravel()) == {777}
     assert not list(out.glob("*.partial"))
+
+
+def test_a_run_interrupted_after_its_fit_resumes_at_evaluation_with_the_same_record(
+        tmp_path, tiny_linear_gin, monkeypatch):
+    """The fitted model is restored from state.npz, which holds its solutions but not what fit learnt from the
+    dataset (the instance that exact metrics need, the settings resolved from n): the record must not depend on it."""
+    from dlbench import evaluation
+
+    bindings = ["evaluation.metrics = ['mig']", "mig.protocol = 'dlib'", "mig.num_train = 300"]
+    reference = run_experiment([tiny_linear_gin], bindings, out_dir=tmp_path / "reference", progress=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "runs"
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "evaluate_metrics", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment([tiny_linear_gin], bindings, out_dir=out, progress=False)
+    (partial,) = out.glob("*.partial")
+    assert (partial / "state.npz").is_file() and not (partial / "record.json").exists()
+    resumed = run_experiment([tiny_linear_gin], bindings, out_dir=out, progress=False)
+    assert resumed.record["fit"]["segments"] == records.read_record(resumed.run_dir)["fit"]["segments"]
+    assert len(resumed.record["fit"]["segments"]) == 1  # evaluation resumed; the fit did not run again
+    assert reproducible_part(resumed.record) == reproducible_part(reference.record)
+    assert resumed.record["model"]["hyperparameters"]["max_half_steps"] == 600
 
 
 @pytest.mark.parametrize("binding, listed", [
