@@ -124,11 +124,13 @@ class _FitSegments:
         self.segments.append(self.current)
         self._started = time.perf_counter()
 
-    def save(self, outcome: str = "running", **finished: Any) -> None:
-        """Write the segments; a finished fit adds what the record takes from the fitted model (see _fitted)."""
+    def save(self, outcome: str = "running", **finished: Any) -> dict:
+        """Write (and return) the segments; a finished fit adds what the record takes from the fitted model."""
         self.current["seconds"] = time.perf_counter() - self._started
         self.current["outcome"] = outcome
-        atomic_write_json(self.path, records.to_jsonable({"segments": self.segments, **finished}))
+        payload = records.to_jsonable({"segments": self.segments, **finished})
+        atomic_write_json(self.path, payload)
+        return payload
 
     @property
     def total_seconds(self) -> float:
@@ -136,8 +138,9 @@ class _FitSegments:
 
 
 def _fit(model, dataset, registration, work_dir: Path, device: torch.device, seed: int, progress: bool,
-         training: config.TrainingSettings) -> None:
-    """Fit the model (resuming from checkpoints), save its state, and mark the fit finished in fit.json."""
+         training: config.TrainingSettings) -> dict:
+    """Fit the model (resuming from checkpoints), save its state, and mark the fit finished in fit.json, whose
+    content it returns."""
     checkpoint_dir = work_dir / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     segments = _FitSegments(work_dir / FIT_FILE, resumed=any(checkpoint_dir.iterdir()))
@@ -161,8 +164,8 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
     # What the record takes from the fitted model itself is captured now, in the same write that marks the fit
     # finished: a model restored from state.npz has its weights but not what fit learnt from the dataset and the
     # training settings, so a run resumed at evaluation must not ask it again.
-    segments.save("finished", telemetry=context.telemetry, hyperparameters=model.hyperparameters(),
-                  model_scores=_model_scores(model))
+    return segments.save("finished", telemetry=context.telemetry, hyperparameters=model.hyperparameters(),
+                         model_scores=_model_scores(model))
 
 
 def _model_scores(model) -> dict[str, Any]:
@@ -259,24 +262,25 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         else:
             (work_dir / PARTIAL_METRICS_FILE).unlink(missing_ok=True)  # scores of an earlier fit, if any
             try:
-                _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress, experiment.training)
+                fitted = _fit(model, dataset, model_registration, work_dir, torch_device, seed, progress,
+                              experiment.training)
             except DlbenchError as exc:
                 # A request refused before any progress (too large, say) leaves nothing behind to resume; a
                 # plugin's crash keeps its partial run for inspection.
                 if fresh and not isinstance(exc, PluginFailure) and not any((work_dir / CHECKPOINT_DIR).iterdir()):
                     shutil.rmtree(work_dir)
                 raise
-            fitted = _fitted(work_dir)
 
         evaluate_started = time.perf_counter()
         partial_metrics = work_dir / PARTIAL_METRICS_FILE
-        scored: dict[str, Any] = {**_read_json(partial_metrics, {}), **fitted["model_scores"]}
+        sampled: dict[str, Any] = _read_json(partial_metrics, {})  # the model's own scores are in fit.json
+        scored = {**sampled, **fitted["model_scores"]}
         stale = evaluation.stale_metrics(scored, metrics, experiment.evaluation_seed)
         remaining = [m for m in metrics if m.name in stale]
 
         def keep(name: str, result: dict) -> None:  # an interruption resumes at the next metric
-            scored[name] = result
-            atomic_write_json(partial_metrics, scored)
+            scored[name] = sampled[name] = result
+            atomic_write_json(partial_metrics, sampled)
 
         evaluation.evaluate_metrics(model, dataset, remaining, experiment.evaluation_seed, on_result=keep)
         evaluate_seconds = time.perf_counter() - evaluate_started
