@@ -30,9 +30,10 @@ def _copy_record(run_dir: Path, target: Path) -> None:
     atomic_write(target, lambda stream: stream.write(source.read_bytes()))
 
 
-def build_leaderboard(result_dirs: Sequence[str | Path], out_dir: str | Path, rebuild: bool = False
-                      ) -> BuiltLeaderboard:
-    """Write the leaderboard of every record under `result_dirs` into `out_dir`."""
+def build_leaderboard(result_dirs: Sequence[str | Path], out_dir: str | Path, rebuild: bool = False,
+                      embed_figures: bool = False) -> BuiltLeaderboard:
+    """Write the leaderboard of every record under `result_dirs` into `out_dir`. index.html links the figures
+    beside it (each PNG is stored once), or with `embed_figures` carries them inside, as a page that travels alone."""
     out_dir = Path(out_dir)
     with Results(result_dirs, rebuild=rebuild) as results:
         metrics = [*HEADLINE_METRICS, *([tables.CONVERGENCE_SCORE] if tables.CONVERGENCE_SCORE in results.score_names
@@ -69,7 +70,8 @@ def build_leaderboard(result_dirs: Sequence[str | Path], out_dir: str | Path, re
         result_dirs=[Path(d) for d in result_dirs], record_count=len(runs), solution_count=len(solutions),
         rankings=tables.rankings(rows), studies=studies, study_figures=study_figures, run_figures=run_figures,
         record_links=record_links, warnings=warnings)
-    for name, text in (("README.md", markdown(content, out_dir)), ("index.html", html_page(content))):
+    pages = (("README.md", markdown(content, out_dir)), ("index.html", html_page(content, out_dir, embed_figures)))
+    for name, text in pages:
         atomic_write(out_dir / name, lambda stream, text=text: stream.write(text.encode()))
         written.append(out_dir / name)
     _remove_stale(out_dir, written)

@@ -15,7 +15,7 @@ def _print_warnings(warnings: list[str]) -> None:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from dlbench.leaderboard.build import build_leaderboard
 
-    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild)
+    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild, embed_figures=args.embed_figures)
     _print_warnings(built.warnings)
     content = built.content
     print(f"leaderboard of {content.record_count} runs ({content.solution_count} solutions): "
@@ -40,10 +40,13 @@ def add_commands(subparsers) -> None:
     leaderboard = subparsers.add_parser(
         "leaderboard", help="rank settings per dataset, source and metric; README.md, index.html, figures",
         description="Build the leaderboard of the run records under RESULT_DIRS: Markdown tables (README.md), one "
-                    "static HTML page (index.html, figures embedded), figures/*.png and copies of the records.")
+                    "static HTML page (index.html, linking figures/*.png, or carrying them with --embed-figures), "
+                    "figures/*.png and copies of the records.")
     leaderboard.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
     leaderboard.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
     leaderboard.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
+    leaderboard.add_argument("--embed-figures", action="store_true",
+                             help="carry the figures inside index.html (one file to send) instead of linking figures/")
     leaderboard.set_defaults(handler=_cmd_leaderboard)
 
     report = subparsers.add_parser("report", help="reports built from run records")

@@ -1,5 +1,6 @@
 """The leaderboard as Markdown (README.md) and as one static HTML page (index.html: inline CSS, a small
-inline script that sorts a table by the clicked column, figures embedded as data URIs; nothing fetched)."""
+inline script that sorts a table by the clicked column, figures linked from figures/ beside it or embedded as data
+URIs; nothing fetched from elsewhere)."""
 from __future__ import annotations
 
 import base64
@@ -184,8 +185,10 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def _figure(path: Path, caption: str) -> str:
-    return (f'<figure><img alt="{html.escape(caption)}" src="{_data_uri(path)}">'
+def _figure(path: Path, caption: str, out_dir: Path, embed: bool) -> str:
+    """A figure linked from the page's folder (figures/ beside index.html), or embedded as a data URI."""
+    source = _data_uri(path) if embed else html.escape(Path(path).relative_to(out_dir).as_posix())
+    return (f'<figure><img alt="{html.escape(caption)}" src="{source}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -216,7 +219,8 @@ def _html_table(ranking: Ranking, content: LeaderboardContent) -> str:
             f"<thead><tr>{headers}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def html_page(content: LeaderboardContent) -> str:
+def html_page(content: LeaderboardContent, out_dir: Path, embed_figures: bool = False) -> str:
+    """The page; its figures are the PNGs under out_dir, linked, or embedded for a page that travels alone."""
     sections = _sections(content)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -238,13 +242,14 @@ def html_page(content: LeaderboardContent) -> str:
             parts.append(f"<h3>{html.escape(_metric_heading(ranking))}</h3>{_html_table(ranking, content)}")
         for study in studies:
             parts.append(f"<h3>Figures: {html.escape(study.title)}</h3>")
-            parts += [_figure(path, FIGURE_CAPTIONS[kind])
+            parts += [_figure(path, FIGURE_CAPTIONS[kind], out_dir, embed_figures)
                       for kind, path in content.study_figures.get(study.slug, {}).items()]
         parts.append("</section>")
     if content.run_figures:
         parts.append('<section id="figures-of-single-runs"><h2>Figures of single runs</h2>')
         for run_id, paths in content.run_figures:
-            parts.append(f"<h3>{html.escape(run_id)}</h3>" + "".join(_figure(p, f"{run_id}: {p.name}") for p in paths))
+            parts.append(f"<h3>{html.escape(run_id)}</h3>" + "".join(
+                _figure(p, f"{run_id}: {p.name}", out_dir, embed_figures) for p in paths))
         parts.append("</section>")
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"

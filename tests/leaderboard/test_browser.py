@@ -73,7 +73,7 @@ def page(tmp_path_factory):
 
 def test_tables_sort_and_figures_load_in_chromium(page, tmp_path):
     index, built = page
-    harnessed = tmp_path / "harnessed.html"
+    harnessed = index.with_name("harnessed.html")  # beside the page, where its figures are linked from
     harnessed.write_text(index.read_text().replace("</body>", HARNESS + "</body>"))
     completed = chromium(tmp_path, "--dump-dom", harnessed.as_uri())
     match = re.search(r'<pre id="harness-result">(.*?)</pre>', completed.stdout, re.S)

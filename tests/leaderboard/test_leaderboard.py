@@ -1,8 +1,9 @@
 """The leaderboard's numbers against brute force over the fixture arrays, its sources kept apart, and its
-files: README.md, one self-contained index.html, figures that show data, copies of the records."""
+files: README.md, index.html (figures linked, or embedded), figures that show data, copies of the records."""
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import re
 
@@ -183,9 +184,16 @@ def test_readme_and_page_name_runs_versions_and_embed_everything(built):
             assert kept.read_bytes() == (run_dir / "record.json").read_bytes()
 
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<link" not in page and "@import" not in page
-    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    # By default the page links each figure beside it (stored once); --embed-figures carries them inside.
+    linked = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert sorted(linked) == sorted(f"figures/{p.name}" for p in (out / "figures").glob("*.png"))
+    embedded_out = out.parent / f"{out.name}-embedded"
+    build_leaderboard([root], embedded_out, embed_figures=True)
+    embedded_page = (embedded_out / "index.html").read_text()
+    images = re.findall(r'<img [^>]*src="([^"]+)"', embedded_page)
     assert len(images) == len(list((out / "figures").glob("*.png")))
     assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert [base64.b64decode(src.split(",", 1)[1]) for src in images] == [(out / src).read_bytes() for src in linked]
     assert page.count('<table class="sortable ranking"') == len(result.content.rankings)
     assert "<script>" in page and "sortTable" in page
     flagged = [line for line in readme.splitlines() if "not converged" in line]
