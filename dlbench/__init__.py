@@ -34,7 +34,7 @@ _LAZY_NAMES = {
     "create_dataset": "dlbench.plugins", "create_metric": "dlbench.plugins", "create_model": "dlbench.plugins",
     "load_state": "dlbench.records", "read_record": "dlbench.records", "save_state": "dlbench.records",
     "check_state_entry": "dlbench.records", "StateMismatchError": "dlbench.records",
-    "load_run": "dlbench.evaluation",
+    "load_run": "dlbench.evaluation", "PLUGIN_API": "dlbench.contract",
 }
 
 __all__ = ["ConfigError", "DataError", "DlbenchError", "DuplicateNameError", "PluginFailure", "RecordError",

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 import gin
-from dlbench import config, records
+from dlbench import config, contract, records
 from dlbench.errors import ConfigError, DlbenchError, RecordError
 from dlbench.interfaces import GroundTruthDataset, Model
 from dlbench.plugins import Plugins, Registration, get_plugins
@@ -56,7 +56,11 @@ def build_dataset(plugins: Plugins, experiment: config.Experiment, device: torch
 
 
 def build_model(plugins: Plugins, experiment: config.Experiment) -> Model:
-    return config.call_configured(plugins.models.get(experiment.model_name).factory, experiment.model_name)
+    """The configured model, checked to honour the plugin API before any work."""
+    registration = plugins.models.get(experiment.model_name)
+    model = config.call_configured(registration.factory, experiment.model_name)
+    contract.check_model(model, registration, plugins.manager.get_plugin(registration.plugin))
+    return model
 
 
 def build_metrics(plugins: Plugins, names: Sequence[str]) -> list[ConfiguredMetric]:

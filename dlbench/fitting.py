@@ -50,6 +50,7 @@ class FitContext:
         self.training = training or TrainingSettings()
         self.output_dir = Path(output_dir) if output_dir is not None else self.workdir
         self.resumed = False
+        self.last_checkpoint_progress: float | None = None
         self.telemetry: dict[str, Any] = {"history": [], "notes": {}}
         self._after_checkpoint = after_checkpoint
 
@@ -58,10 +59,13 @@ class FitContext:
             raise ValueError(f"checkpoint name {name!r}: use letters, digits, '_', '.' and '-'")
         return self.workdir / f"{name}.pt"
 
-    def save_checkpoint(self, name: str, state: Any) -> None:
-        """Write `state` (with the telemetry so far) atomically as checkpoint `name`, replacing an older one."""
+    def save_checkpoint(self, name: str, state: Any, *, progress: float | None = None) -> None:
+        """Write `state` (with the telemetry so far) atomically as checkpoint `name`, replacing an older one.
+        `progress` says how far through its stage a training checkpoint is (0 before the first step, 1 when done), so
+        that `dlbench.testing.check_resume` can interrupt a fit mid-training."""
         payload = {"format": CHECKPOINT_FORMAT, "name": name, "state": state, "telemetry": self.telemetry}
         atomic_write(self.checkpoint_path(name), lambda stream: torch.save(payload, stream))
+        self.last_checkpoint_progress = progress
         if self._after_checkpoint is not None:
             self._after_checkpoint()
 

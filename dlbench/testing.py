@@ -179,20 +179,28 @@ def check_state_validation(subject: ModelUnderTest, workdir: Path) -> None:
 
 
 def check_resume(subject: ModelUnderTest, workdir: Path) -> None:
-    """A fit interrupted right after its first checkpoint, started again on the same workdir, ends as the fit that
-    was never interrupted."""
+    """A fit interrupted right after a checkpoint, started again on the same workdir, ends as the fit that was never
+    interrupted. A fit on dlbench's engine (whose checkpoints say how far their stage is) is interrupted after its
+    first mid-training checkpoint and must have one; any other fit after its first checkpoint."""
     reference, dataset = _fit(subject, workdir / "reference")
-    saved = []
+    progress_seen = []
 
     def interrupt() -> None:
-        saved.append(True)
-        raise FitInterrupted
+        progress = context.last_checkpoint_progress
+        progress_seen.append(progress)
+        if progress is None or 0 < progress < 1:
+            raise FitInterrupted
 
+    context = FitContext(dataset.device, subject.seed, workdir / "interrupted", progress=False,
+                         training=subject.training, after_checkpoint=interrupt)
     try:
-        _fit(subject, workdir / "interrupted", after_checkpoint=interrupt)
+        subject.factory().fit(dataset, context)
     except FitInterrupted:
         pass
-    assert saved, "fit saved no checkpoint through context.save_checkpoint, so an interrupted fit cannot resume"
+    assert progress_seen, "fit saved no checkpoint through context.save_checkpoint, so an interrupted fit cannot resume"
+    assert progress_seen[-1] is None or 0 < progress_seen[-1] < 1, (
+        "fit saved no mid-training checkpoint (only checkpoints before the first step or after the last), so an "
+        "interrupted fit trains again from the start: save one every N steps (the engine's checkpoint_every)")
     model = subject.factory()
     context = FitContext(dataset.device, subject.seed, workdir / "interrupted", progress=False,
                          training=subject.training)

@@ -1,11 +1,11 @@
 """The stacked training loop: S independent solutions trained as one tensor computation.
 
-A plugin describes one stack (`StackProblem`): how to build the stacked network of some solutions, and
-the per-solution loss terms of a batch. The engine owns everything else: each solution's data order
-and noise from its own seed, one Adam over the stacked parameters (Adam is elementwise, so this is
-one Adam per solution), the summed loss (each solution gets exactly its own gradient), freezing a
-solution whose loss turns NaN or infinite, training a stack too large for the device in chunks one
-after another, checkpoints and bit-identical resume, progress, loss history and TensorBoard.
+A plugin describes one stack (`StackProblem`, in `dlbench.training.problem`): how to build the stacked network of
+some solutions, and the per-solution loss terms of a `StepBatch`. The engine owns everything else: each solution's
+data order and noise from its own seed, one optimiser per group over the stacked parameters (Adam is elementwise, so
+this is one Adam per solution), the summed objectives (each solution gets exactly its own gradient), freezing a
+solution whose objective turns NaN or infinite, training a stack too large for the device in chunks one after
+another, checkpoints and bit-identical resume, progress, loss history and TensorBoard.
 """
 from __future__ import annotations
 
@@ -13,38 +13,21 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping
 
-import numpy as np
 import torch
-from torch import nn
 
 from dlbench.errors import ConfigError
 from dlbench.fitting import FitContext
 from dlbench.interfaces import DiscreteGroundTruthDataset
-from dlbench.training.data import ShuffledBatches
 from dlbench.training.memory import choose_stack_width
+from dlbench.training.problem import DEFAULT_GROUPS, OptimizerGroup, StackProblem
+from dlbench.training.stack import TrainingStack
 
-TOTAL = "total"  # the loss term the engine minimises
 # Estimate the whole fit's duration from steps of the first stack (after a few warm-up steps: first-call imports and
 # allocations), and say it when it is long.
 WARMUP_STEPS, CALIBRATION_STEPS = 5, 20
 ANNOUNCE_AFTER_SECONDS = 120.0
-
-
-class StackProblem(Protocol):
-    """What an SGD-trained plugin gives the engine for one training stage."""
-
-    def build(self, solutions: Sequence[int]) -> nn.Module:
-        """The stacked network of these solutions (indices into the stage's solutions), parameters with a leading
-        solution axis, each solution initialised as it would be alone."""
-        ...
-
-    def loss_terms(self, network: nn.Module, solutions: Sequence[int], observations: torch.Tensor,
-                   noise_generators: Sequence[torch.Generator]) -> dict[str, torch.Tensor]:
-        """Per-solution loss terms of one batch: observations (S, B, ...) as the dataset stores them; each term (S,)
-        or (S, k); "total" (S,) is minimised. Random draws come from noise_generators[s] for solution s."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +39,8 @@ class TrainingPlan:
         seeds: one per solution: its data order and noise derive from it alone.
         steps: optimiser steps of every solution.
         batch_size: observations per solution and step.
+        optimizer_groups: the optimisers and what each trains (default: one Adam with the deep protocol's settings
+            over every parameter, minimising "total").
         tail_steps: the last steps whose mean loss terms are the stage's final scores (the paper's reconstruction
             is the mean training BCE over the last 5,000 steps).
         stack_width: solutions per stack; None lets the engine choose for the device (it never changes a result).
@@ -68,9 +53,7 @@ class TrainingPlan:
     seeds: tuple[int, ...]
     steps: int
     batch_size: int
-    learning_rate: float = 1e-4
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
+    optimizer_groups: tuple[OptimizerGroup, ...] = DEFAULT_GROUPS
     log_every: int = 500
     checkpoint_every: int = 2000
     tail_steps: int = 5000
@@ -93,21 +76,18 @@ class TrainingOutcome:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def derived_seed(seed: int, purpose: int) -> int:
-    """A seed for one purpose (data order, noise) of one solution, independent of the others."""
-    return int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
-
-
-DATA_ORDER, NOISE = 1, 2
+def check_batch_size(batch_size: int, dataset) -> None:
+    """Refuse a batch larger than the dataset (one epoch would hold no batch)."""
+    if batch_size > len(dataset):
+        raise ConfigError(f"model.batch_size = {batch_size} is not accepted; expected at most the dataset's "
+                          f"{len(dataset):,} observations")
 
 
 def _check_plan(plan: TrainingPlan, dataset) -> None:
     if not isinstance(dataset, DiscreteGroundTruthDataset):
         raise ConfigError(f"training needs a dataset with a discrete factor grid to shuffle; {dataset.name!r} has "
                           "continuous factors")
-    if plan.batch_size > len(dataset):
-        raise ConfigError(f"model.batch_size = {plan.batch_size} is not accepted; expected at most the dataset's "
-                          f"{len(dataset):,} observations")
+    check_batch_size(plan.batch_size, dataset)
     if not plan.seeds:
         raise ConfigError("training needs at least one solution")
 
@@ -120,7 +100,7 @@ def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: Fit
     if layout is None:  # the width is fixed at the first attempt, so a resumed fit finds its chunks again
         width = plan.stack_width or choose_stack_width(problem, plan, dataset, context.device)
         layout = {"stack_width": min(width, num_solutions)}
-        context.save_checkpoint(f"{plan.name}.layout", layout)
+        context.save_checkpoint(f"{plan.name}.layout", layout, progress=0.0)
     width = layout["stack_width"]
     chunks = [list(range(start, min(start + width, num_solutions))) for start in range(0, num_solutions, width)]
     clock = _Clock(total_model_steps=plan.steps * num_solutions + plan.later_model_steps)
@@ -130,7 +110,7 @@ def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: Fit
         done = context.load_checkpoint(f"{name}.done")
         if done is None:
             done = _train_chunk(problem, plan, dataset, context, solutions, name, clock)
-            context.save_checkpoint(f"{name}.done", done)
+            context.save_checkpoint(f"{name}.done", done, progress=1.0)
         clock.model_steps_done += plan.steps * len(solutions)
         finished.append(done)
     parameters = {key: torch.cat([part["parameters"][key] for part in finished]) for key in finished[0]["parameters"]}
@@ -174,64 +154,6 @@ def _cpu_tensors(value):
     return value
 
 
-class _Chunk:
-    """The mutable state of one stack under training."""
-
-    def __init__(self, problem, plan: TrainingPlan, dataset, context: FitContext, solutions: list[int]):
-        self.plan, self.solutions = plan, solutions
-        device = context.device
-        self.network = problem.build(solutions).to(device)
-        self.parameters = [p for p in self.network.parameters()]
-        self.optimizer = torch.optim.Adam(self.parameters, lr=plan.learning_rate, betas=plan.adam_betas,
-                                          eps=plan.adam_eps)
-        seeds = [plan.seeds[s] for s in solutions]
-        self.batches = ShuffledBatches(dataset, [derived_seed(seed, DATA_ORDER) for seed in seeds], plan.batch_size)
-        self.noise = [torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE)) for seed in seeds]
-        self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
-        self.frozen_at = torch.full((len(solutions),), -1, dtype=torch.int64, device=device)
-        # The frozen mask shaped to broadcast over each parameter's leading solution axis.
-        self.frozen_views = [self.frozen.view(-1, *[1] * (p.ndim - 1)) for p in self.parameters]
-        self.log_sums: dict[str, torch.Tensor] = {}
-        self.tail_sums: dict[str, torch.Tensor] = {}
-        self.step = 0
-
-    def state(self) -> dict[str, Any]:
-        return {"step": self.step, "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "batches": self.batches.state(), "noise": [g.get_state() for g in self.noise],
-                "frozen": self.frozen, "frozen_at": self.frozen_at, "log_sums": self.log_sums,
-                "tail_sums": self.tail_sums}
-
-    def load(self, state: Mapping[str, Any]) -> None:
-        device = self.frozen.device
-        self.step = state["step"]
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.batches.load_state(state["batches"])
-        for generator, saved in zip(self.noise, state["noise"]):
-            generator.set_state(saved)
-        self.frozen.copy_(state["frozen"])  # in place: frozen_views look at it
-        self.frozen_at = state["frozen_at"].to(device)
-        self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
-        self.tail_sums = {k: v.to(device) for k, v in state["tail_sums"].items()}
-
-    def freeze_diverged(self, total: torch.Tensor) -> None:
-        """Freeze the solutions whose loss is not finite, on the device (no host sync, so a step can be queued or
-        captured whole): their step is noted and `hold_frozen` keeps their parameters where they are now."""
-        newly = ~torch.isfinite(total.detach()) & ~self.frozen
-        self.frozen_at = torch.where(newly, self.step, self.frozen_at)
-        self.frozen |= newly
-
-    def hold_frozen(self) -> None:
-        """Before the optimiser step: a frozen solution gets a zero gradient (a non-finite loss backpropagates NaN
-        even through a zero weight) and a zero first moment, so Adam's update for it, lr·m̂/(√v̂ + ε), is exactly 0."""
-        for parameter, frozen in zip(self.parameters, self.frozen_views):
-            if parameter.grad is not None:
-                parameter.grad.masked_fill_(frozen, 0.0)
-            moment = self.optimizer.state.get(parameter, {}).get("exp_avg")
-            if moment is not None:
-                moment.masked_fill_(frozen, 0.0)
-
-
 def _accumulate(sums: dict[str, torch.Tensor], terms: Mapping[str, torch.Tensor]) -> None:
     for key, value in terms.items():
         value = value.detach().double()
@@ -242,7 +164,7 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
                  clock: _Clock) -> dict[str, Any]:
     from tqdm.auto import tqdm  # only training shows a progress bar
 
-    chunk = _Chunk(problem, plan, dataset, context, solutions)
+    chunk = TrainingStack(problem, plan, dataset, context, solutions)
     saved = context.load_checkpoint(name)
     if saved is not None:
         chunk.load(saved)
@@ -253,21 +175,11 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
     started, started_step = time.perf_counter(), chunk.step
     warm = None
     while chunk.step < plan.steps:
-        observations = chunk.batches.observations(chunk.step)
-        terms = problem.loss_terms(chunk.network, solutions, observations, chunk.noise)
-        total = terms[TOTAL]
-        chunk.freeze_diverged(total)
-        finite_total = torch.where(chunk.frozen, torch.zeros_like(total), total)
-        chunk.optimizer.zero_grad(set_to_none=True)
-        finite_total.sum().backward()
-        chunk.hold_frozen()
-        chunk.optimizer.step()
-        finite_terms = {key: torch.where(chunk.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
-                        for key, value in terms.items()}
-        _accumulate(chunk.log_sums, finite_terms)
-        if chunk.step >= tail_start:
-            _accumulate(chunk.tail_sums, finite_terms)
-        chunk.step += 1
+        in_tail = chunk.step >= tail_start
+        terms = chunk.train_step()
+        _accumulate(chunk.log_sums, terms)
+        if in_tail:
+            _accumulate(chunk.tail_sums, terms)
         bar.update(1)
         if chunk.step - started_step == WARMUP_STEPS:
             _synchronize(context.device)  # the steps are queued on a GPU: time what it has done
@@ -278,7 +190,7 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
         if chunk.step % plan.log_every == 0 or chunk.step == plan.steps:
             _log(chunk, context, name, bar, writer, time.perf_counter() - started, chunk.step - started_step)
         if chunk.step % plan.checkpoint_every == 0 and chunk.step < plan.steps:
-            context.save_checkpoint(name, chunk.state())
+            context.save_checkpoint(name, chunk.state(), progress=chunk.step / plan.steps)
     bar.close()
     if writer is not None:
         writer.close()
@@ -288,7 +200,7 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
             "frozen_at": chunk.frozen_at.cpu()}
 
 
-def _log(chunk: _Chunk, context: FitContext, name: str, bar, writer, seconds: float, steps: int) -> None:
+def _log(chunk: TrainingStack, context: FitContext, name: str, bar, writer, seconds: float, steps: int) -> None:
     """Mean loss terms per solution since the last log, into the record's history (and TensorBoard)."""
     since = chunk.step % chunk.plan.log_every or chunk.plan.log_every
     means = {key: (value / since).cpu() for key, value in chunk.log_sums.items()}

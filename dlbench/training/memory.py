@@ -11,6 +11,8 @@ import torch
 
 from dlbench.errors import ResourceError
 from dlbench.resources import USABLE_SHARE, available_bytes
+from dlbench.training.problem import StepBatch
+from dlbench.training.seeds import PROBE, derived_seed
 
 # On a CPU, one solution at a time is fastest: stacking measured 0.5-0.7x the model-steps/s of separate
 # modules at S = 16 and 0.7-1.0x at S = 4 on 2 cores (grouped convolutions leave the cache; see
@@ -22,8 +24,6 @@ ACTIVATION_HEADROOM = 2.0
 
 def bytes_per_solution(problem, plan, dataset, device: torch.device) -> int:
     """Memory one solution needs while training: parameters, gradients, Adam moments and saved activations."""
-    from dlbench.training.engine import derived_seed
-
     network = problem.build([0]).to(device)
     parameter_bytes = sum(p.numel() * p.element_size() for p in network.parameters())
     saved_bytes = 0
@@ -33,12 +33,13 @@ def bytes_per_solution(problem, plan, dataset, device: torch.device) -> int:
         saved_bytes += tensor.numel() * tensor.element_size()
         return tensor
 
-    generator = torch.Generator(device=dataset.device).manual_seed(derived_seed(plan.seeds[0], 0))
+    generator = torch.Generator(device=dataset.device).manual_seed(derived_seed(plan.seeds[0], PROBE))
     indices = torch.randint(len(dataset), (plan.batch_size,), generator=generator, device=dataset.device)
     observations = dataset.observations_from_factors(dataset.factors_from_indices(indices)).unsqueeze(0)
-    noise = [torch.Generator(device=device).manual_seed(0)]
+    batch = StepBatch(observations.to(device), torch.zeros((), dtype=torch.int64, device=device), [0],
+                      [torch.Generator(device=device).manual_seed(0)])
     with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
-        problem.loss_terms(network, [0], observations, noise)
+        problem.loss_terms(network, batch)
     return int(4 * parameter_bytes + ACTIVATION_HEADROOM * saved_bytes)
 
 

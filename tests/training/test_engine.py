@@ -9,7 +9,8 @@ from dlbench import FitContext, FitInterrupted, RecordError, create_dataset
 from dlbench.training import TrainingPlan, train_stack
 from dlbench.training.data import ShuffledBatches
 from dlbench.training.memory import bytes_per_solution, choose_stack_width
-from dlbench_deep_vae.model import VAEStack
+from dlbench_deep_vae.models.beta_vae import BetaVAE
+from dlbench_deep_vae.problem import VAEProblem
 
 SMALL_GRID = (1, 3, 2, 4, 6, 6)  # 864 images
 
@@ -19,8 +20,9 @@ def dataset():
     return create_dataset("dsprites", source="procedural", factor_sizes=SMALL_GRID)
 
 
-def problem(num: int = 2, betas=(1.0, 8.0)) -> VAEStack:
-    return VAEStack(list(range(num)), list(betas[:num]), [0.0] * num, 1, 4, "paper", "bernoulli")
+def problem(num: int = 2, betas=(1.0, 8.0), init_seeds=None) -> VAEProblem:
+    return VAEProblem(BetaVAE(), {"beta": torch.tensor(betas[:num])}, init_seeds or list(range(num)), 1, 4, "paper",
+                      "bernoulli")
 
 
 def plan(name: str, steps: int, width: int, seeds=(11, 12), **options) -> TrainingPlan:
@@ -36,7 +38,7 @@ def context(path, **options) -> FitContext:
 def test_a_solution_trained_in_a_stack_is_the_solution_trained_alone(dataset, tmp_path):
     stacked = train_stack(problem(), plan("stacked", 200, width=2), dataset, context(tmp_path / "stack"))
     for index, seed in enumerate((11, 12)):
-        alone = train_stack(VAEStack([index], [(1.0, 8.0)[index]], [0.0], 1, 4, "paper", "bernoulli"),
+        alone = train_stack(problem(1, betas=((1.0, 8.0)[index],), init_seeds=[index]),
                             plan("alone", 200, width=1, seeds=(seed,)), dataset, context(tmp_path / f"alone{index}"))
         for name, value in alone.parameters.items():
             # Grouped and single convolutions round differently, and Adam's normalised step turns a rounding-size
@@ -76,18 +78,18 @@ def test_an_interrupted_stage_resumes_bit_for_bit(dataset, tmp_path):
         assert torch.equal(resumed.tail_means[name], value), name
 
 
-class DivergesAt(VAEStack):
+class DivergesAt(VAEProblem):
     """Solution 1's loss turns NaN from a given step on: a constant NaN added to it, or (through_gradient) one
     multiplying its parameters, so that its gradient is NaN too, as when a network itself diverges."""
 
     def __init__(self, step: int, through_gradient: bool = False):
-        super().__init__([0, 1], [1.0, 8.0], [0.0, 0.0], 1, 4, "paper", "bernoulli")
+        super().__init__(BetaVAE(), {"beta": torch.tensor([1.0, 8.0])}, [0, 1], 1, 4, "paper", "bernoulli")
         self.nan_from, self.calls, self.through_gradient = step, 0, through_gradient
 
-    def loss_terms(self, network, solutions, observations, noise_generators):
-        terms = super().loss_terms(network, solutions, observations, noise_generators)
-        if self.calls >= self.nan_from and 1 in solutions:
-            position = list(solutions).index(1)
+    def loss_terms(self, network, batch):
+        terms = super().loss_terms(network, batch)
+        if self.calls >= self.nan_from and 1 in batch.solutions:
+            position = list(batch.solutions).index(1)
             poison = torch.zeros_like(terms["total"])
             poison[position] = float("nan")
             if self.through_gradient:

@@ -7,15 +7,17 @@ import torch
 from dlbench import FitContext, create_dataset
 from dlbench.training import TrainingPlan, train_stack
 from dlbench.training.memory import choose_stack_width
-from dlbench_deep_vae.model import VAEStack
+from dlbench_deep_vae.models.lambda_beta_vae import LambdaBetaVAE
+from dlbench_deep_vae.problem import VAEProblem
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 CUDA = torch.device("cuda")
 
 
-def problem(num: int) -> VAEStack:
-    return VAEStack(list(range(num)), [4.0] * num, [2.0] * num, 3, 10, "paper", "bernoulli")
+def problem(num: int, init_seeds=None) -> VAEProblem:
+    return VAEProblem(LambdaBetaVAE(), {"beta": torch.full((num,), 4.0), "lambda": torch.full((num,), 2.0)},
+                      init_seeds or list(range(num)), 3, 10, "paper", "bernoulli")
 
 
 def test_the_stand_in_and_its_batches_stay_on_the_gpu():
@@ -30,7 +32,7 @@ def test_a_gpu_stack_is_wide_and_equals_its_solutions_trained_alone(tmp_path):
     plan = TrainingPlan("gpu", seeds, 50, 64, log_every=25, tail_steps=10)
     assert choose_stack_width(problem(4), plan, dataset, CUDA) == 4
     stacked = train_stack(problem(4), plan, dataset, FitContext(CUDA, 0, tmp_path / "stack", progress=False))
-    alone = train_stack(VAEStack([2], [4.0], [2.0], 3, 10, "paper", "bernoulli"),
+    alone = train_stack(problem(1, init_seeds=[2]),
                         TrainingPlan("gpu", (2,), 50, 64, log_every=25, tail_steps=10, stack_width=1), dataset,
                         FitContext(CUDA, 0, tmp_path / "alone", progress=False))
     for name, value in alone.parameters.items():

@@ -1,8 +1,8 @@
-"""The β-VAE and λβ-VAE loss terms as the deep protocol writes them, one value per solution.
+"""The terms every deep model of this plugin shares, one value per solution: reconstruction, KL and the l2 error.
 
-Inputs carry leading (S, B) axes (a stack) or (B,) alone (one solution): every term sums over pixels or
-latents and averages over the batch axis, so it is (S,) for a stack and a scalar for one solution. Never
-averaged over solutions: summing a stack's totals gives each solution exactly its own gradient.
+Inputs carry leading (S, B) axes (a stack) or (B,) alone (one solution): every term sums over pixels or latents and
+averages over the batch axis, so it is (S,) for a stack and a scalar for one solution. Never averaged over solutions:
+summing a stack's totals gives each solution exactly its own gradient.
 """
 from __future__ import annotations
 
@@ -20,17 +20,17 @@ def kl_per_latent(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mean.square() + log_var.exp() - log_var - 1)).mean(dim=-2)
 
 
-def loss_terms(images: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor, logits: torch.Tensor,
-               beta: torch.Tensor, lam: torch.Tensor, likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
-    """recon, kl, l2 and total = recon + β·kl + λ·l2 of each solution, β and λ of shape (S,).
+def vae_terms(images: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor, logits: torch.Tensor,
+              likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
+    """recon, kl, l2 and kl_per_latent of each solution.
 
     images (S, B, C, H, W) in [0, 1]; mean, log_var (S, B, d); logits (S, B, C, H, W) decoded from the
-    reparameterised sample, the same forward for the recon and l2 terms. recon is the Bernoulli BCE on the
-    logits, or the l2 term itself for likelihood "l2"."""
+    reparameterised sample. recon is the Bernoulli BCE on the logits, or the l2 term itself for likelihood "l2";
+    l2 = ‖x − sigmoid(logits)‖² is reported for every model (the λβ-VAE also weights it)."""
     l2 = (images - torch.sigmoid(logits)).square().sum(dim=PIXEL_DIMS).mean(dim=-1)
     if likelihood == "bernoulli":
         recon = F.binary_cross_entropy_with_logits(logits, images, reduction="none").sum(dim=PIXEL_DIMS).mean(dim=-1)
     else:
         recon = l2
-    kl = kl_per_latent(mean, log_var).sum(dim=-1)
-    return {"recon": recon, "kl": kl, "l2": l2, "total": recon + beta * kl + lam * l2}
+    per_latent = kl_per_latent(mean, log_var)
+    return {"recon": recon, "kl": per_latent.sum(dim=-1), "l2": l2, "kl_per_latent": per_latent}

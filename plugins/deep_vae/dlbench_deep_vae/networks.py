@@ -1,7 +1,12 @@
-"""The paper's convolutional VAE for one solution, and S independent solutions stacked into one computation.
+"""The deep models' convolutional VAE for one solution, and S independent solutions stacked into one computation.
 
-A stack holds every parameter of the per-solution module under the same name with a leading solution
-axis S, so a stack's state dict is the per-solution state dicts stacked key by key.
+Public for plugin authors: `StackedConvVAE` is the network every objective of this plugin trains (built from
+`dlbench.training.layers`), and `build_solution` / `StackedConvVAE.from_seeds` give each solution its initial weights
+from its seed alone. A stack holds every parameter of the per-solution module under the same name with a leading
+solution axis S, so a stack's state dict is the per-solution state dicts stacked key by key.
+
+Initialisation: "paper" keeps PyTorch's defaults (the paper names none); "dlib_conv" is initialised as TensorFlow
+initialises disentanglement_lib's layers: Glorot-uniform kernels and zero biases.
 """
 from __future__ import annotations
 
@@ -10,6 +15,15 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from dlbench.training.layers import (
+    StackedConv2d,
+    StackedConvTranspose2d,
+    StackedLinear,
+    pack_channels,
+    stack_states,
+    unpack_channels,
+)
 
 ARCHITECTURES = ("paper", "dlib_conv")
 HIDDEN_UNITS = 256
@@ -43,17 +57,8 @@ def _decoder_conv_shapes(num_channels: int) -> list[tuple[int, int]]:
 
 
 def reparameterise(mean: torch.Tensor, log_var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """z = μ + σ ⊙ ε, with ε drawn by the caller (see `draw_noise`)."""
+    """z = μ + σ ⊙ ε, with ε drawn by the caller."""
     return mean + torch.exp(0.5 * log_var) * noise
-
-
-def draw_noise(generators: Sequence[torch.Generator], batch_size: int, num_latent: int,
-               device: torch.device | str | None = None) -> torch.Tensor:
-    """ε of shape (S, B, d), solution s's from generators[s] alone, so that a solution's noise does not
-    depend on which stack it is in. Each is drawn on its generator's device, then moved to `device`."""
-    noise = torch.stack([torch.randn(batch_size, num_latent, generator=generator, device=generator.device)
-                         for generator in generators])
-    return noise.to(device) if device is not None else noise
 
 
 class ConvVAE(nn.Module):
@@ -89,58 +94,37 @@ class ConvVAE(nn.Module):
             hidden = F.relu(conv(hidden))
         return self.decoder_convs[-1](hidden)
 
-    def forward(self, images: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(μ, log σ², logits decoded from z = μ + σ ⊙ noise)."""
+    def forward(self, images: torch.Tensor, noise: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(μ, log σ², z = μ + σ ⊙ noise, the logits decoded from z)."""
         mean, log_var = self.encode(images)
-        return mean, log_var, self.decode(reparameterise(mean, log_var, noise))
+        codes = reparameterise(mean, log_var, noise)
+        return mean, log_var, codes, self.decode(codes)
+
+
+def glorot_initialise(module: nn.Module) -> nn.Module:
+    """TensorFlow's default initialisation of dense and convolutional layers: Glorot-uniform kernels, zero biases
+    (fan_in + fan_out counts the kernel's receptive field, as TensorFlow does, for plain and transposed convs)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+def seeded(seed: int, build):
+    """`build()` with the global generator seeded by `seed` alone, leaving the global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        return build()
 
 
 def build_solution(seed: int, num_channels: int, num_latent: int, architecture: str = "paper") -> ConvVAE:
-    """A solution whose initial weights come from `seed` alone (on the CPU; move it after), whatever the
-    global random state, which is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        return ConvVAE(num_channels, num_latent, architecture)
-
-
-class StackedConv2d(nn.Module):
-    """S independent Conv2d as one grouped conv on (B, S·C_in, H, W); weight (S, C_out, C_in, k, k)."""
-
-    def __init__(self, num_solutions: int, in_channels: int, out_channels: int, kernel: int, padding: int):
-        super().__init__()
-        self.padding = padding
-        self.weight = nn.Parameter(torch.zeros(num_solutions, out_channels, in_channels, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(num_solutions, out_channels))
-
-    def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(packed, self.weight.flatten(0, 1), self.bias.flatten(), stride=2, padding=self.padding,
-                        groups=self.weight.shape[0])
-
-
-class StackedConvTranspose2d(nn.Module):
-    """S independent ConvTranspose2d (k4 s2 p1) as one grouped conv-transpose on (B, S·C_in, H, W);
-    weight (S, C_in, C_out, 4, 4)."""
-
-    def __init__(self, num_solutions: int, in_channels: int, out_channels: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(num_solutions, in_channels, out_channels, 4, 4))
-        self.bias = nn.Parameter(torch.zeros(num_solutions, out_channels))
-
-    def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(packed, self.weight.flatten(0, 1), self.bias.flatten(), stride=2, padding=1,
-                                  groups=self.weight.shape[0])
-
-
-class StackedLinear(nn.Module):
-    """S independent Linear layers as one batched matmul on (S, B, in); weight (S, out, in)."""
-
-    def __init__(self, num_solutions: int, in_features: int, out_features: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(num_solutions, out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(num_solutions, out_features))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias.unsqueeze(1), inputs, self.weight.transpose(1, 2))
+    """A solution whose initial weights come from `seed` alone (on the CPU; move it after)."""
+    def build():
+        network = ConvVAE(num_channels, num_latent, architecture)
+        return glorot_initialise(network) if architecture == "dlib_conv" else network
+    return seeded(seed, build)
 
 
 class StackedConvVAE(nn.Module):
@@ -154,14 +138,14 @@ class StackedConvVAE(nn.Module):
         self.num_solutions, self.num_channels, self.num_latent = num_solutions, num_channels, num_latent
         self.architecture = architecture
         self.encoder_convs = nn.ModuleList(
-            StackedConv2d(num_solutions, c_in, c_out, kernel, padding)
+            StackedConv2d(num_solutions, c_in, c_out, kernel, stride=2, padding=padding)
             for c_in, c_out, kernel, padding in _encoder_conv_shapes(num_channels, architecture))
         self.encoder_hidden = StackedLinear(num_solutions, FLAT_FEATURES, HIDDEN_UNITS)
         self.mean_head = StackedLinear(num_solutions, HIDDEN_UNITS, num_latent)
         self.log_var_head = StackedLinear(num_solutions, HIDDEN_UNITS, num_latent)
         self.decoder_hidden = StackedLinear(num_solutions, num_latent, HIDDEN_UNITS)
         self.decoder_features = StackedLinear(num_solutions, HIDDEN_UNITS, FLAT_FEATURES)
-        self.decoder_convs = nn.ModuleList(StackedConvTranspose2d(num_solutions, c_in, c_out)
+        self.decoder_convs = nn.ModuleList(StackedConvTranspose2d(num_solutions, c_in, c_out, 4, stride=2, padding=1)
                                            for c_in, c_out in _decoder_conv_shapes(num_channels))
 
     @classmethod
@@ -169,8 +153,8 @@ class StackedConvVAE(nn.Module):
                     architecture: str = "paper") -> StackedConvVAE:
         """The stack of the given `ConvVAE` state dicts, in order (on their device)."""
         stacked = cls(len(states), num_channels, num_latent, architecture)
-        stacked.load_state_dict({name: torch.stack([state[name] for state in states])
-                                 for name in stacked.state_dict()})
+        stacked.load_state_dict(stack_states([{name: state[name] for name in stacked.state_dict()}
+                                              for state in states]))
         return stacked.to(next(iter(states[0].values())).device)
 
     @classmethod
@@ -182,10 +166,7 @@ class StackedConvVAE(nn.Module):
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         num_solutions, batch_size = images.shape[:2]
-        # Solutions side by side on the channel axis, so that groups=S keeps them apart; channels-last
-        # because the CPU's grouped convolutions ran 1.2-1.3x faster on it at S = 4 and 16.
-        hidden = images.transpose(0, 1).reshape(batch_size, num_solutions * self.num_channels, *images.shape[-2:])
-        hidden = hidden.contiguous(memory_format=torch.channels_last)
+        hidden = pack_channels(images)
         for conv in self.encoder_convs:
             hidden = F.relu(conv(hidden))
         hidden = hidden.reshape(batch_size, num_solutions, FLAT_FEATURES).transpose(0, 1)
@@ -193,21 +174,16 @@ class StackedConvVAE(nn.Module):
         return self.mean_head(hidden), self.log_var_head(hidden)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        num_solutions, batch_size = codes.shape[:2]
+        num_solutions = codes.shape[0]
         hidden = F.relu(self.decoder_features(F.relu(self.decoder_hidden(codes))))
-        hidden = hidden.transpose(0, 1).reshape(batch_size, num_solutions * FEATURE_SHAPE[0], *FEATURE_SHAPE[1:])
-        hidden = hidden.contiguous(memory_format=torch.channels_last)
+        hidden = pack_channels(hidden.unflatten(-1, FEATURE_SHAPE))
         for conv in self.decoder_convs[:-1]:
             hidden = F.relu(conv(hidden))
-        logits = self.decoder_convs[-1](hidden)
-        return logits.reshape(batch_size, num_solutions, self.num_channels, *logits.shape[-2:]).transpose(0, 1)
+        return unpack_channels(self.decoder_convs[-1](hidden), num_solutions)
 
-    def forward(self, images: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(μ, log σ², logits decoded from z = μ + σ ⊙ noise), each (S, B, ...)."""
+    def forward(self, images: torch.Tensor, noise: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(μ, log σ², z = μ + σ ⊙ noise, the logits decoded from z), each (S, B, ...)."""
         mean, log_var = self.encode(images)
-        return mean, log_var, self.decode(reparameterise(mean, log_var, noise))
-
-
-def solution_state(stacked: StackedConvVAE, index: int) -> dict[str, torch.Tensor]:
-    """Solution `index`'s parameters as a state dict of the plain `ConvVAE` (copies, detached)."""
-    return {name: tensor[index].clone() for name, tensor in stacked.state_dict().items()}
+        codes = reparameterise(mean, log_var, noise)
+        return mean, log_var, codes, self.decode(codes)

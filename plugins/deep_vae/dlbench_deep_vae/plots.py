@@ -1,7 +1,8 @@
-"""Figures of a β-VAE / λβ-VAE run: training curves, the collapse diagnostic (KL per latent and the number of
-active latents over training, per β and λ), reconstructions and latent traversals."""
+"""Figures of a deep model's run, for whatever axes its objective declares: training curves, the collapse diagnostic
+(KL per latent and the number of active latents over training, per setting), reconstructions and latent traversals."""
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,18 +23,34 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+SYMBOLS = {"beta": "β", "lambda": "λ", "gamma": "γ", "lambda_od": "λ_od", "c_max": "C_max"}
+
+
+def settings_of(record: dict) -> tuple[list[str], list[tuple]]:
+    """The names of the record's solution axes but the seed, and every setting (cell) over them in grid order."""
+    names = [name for name in record["solution_axes"] if name != "seed"]
+    return names, list(itertools.product(*(record["solution_axes"][name] for name in names)))
+
+
+def cell_label(names: list[str], cell: tuple) -> str:
+    return ", ".join(f"{SYMBOLS.get(name, name)}={value:g}" for name, value in zip(names, cell))
+
+
 def curves(record: dict) -> dict[tuple, dict[str, np.ndarray]]:
-    """{(β, λ): {"step", term...: arrays over training, means over seeds}} from the record's loss history; a λβ
-    cell's curve is its (β, seed)'s β stage followed by its own λ stage."""
+    """{setting: {"step", term...: arrays over training, means over seeds}} from the record's loss history. A first
+    stage's point (its label None on the later axes) belongs to every setting continued from it, and a continuation's
+    steps follow the first stage's."""
     points: dict[tuple, dict[int, dict[str, list]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    lambdas = record["solution_axes"]["lambda"]
-    beta_steps = record["model"]["hyperparameters"].get("beta_steps") or 0
+    axes = record["solution_axes"]
+    names, _ = settings_of(record)
+    first_steps = record["model"]["hyperparameters"].get("beta_steps") or 0
     for entry in record["fit"].get("history", []):
-        beta_stage = entry["stage"].startswith("beta_stage")
-        offset = 0 if beta_stage or record["model"]["name"] == "beta_vae" else beta_steps
-        for position, (beta, lam, _seed) in enumerate(entry["solutions"]):
-            for cell_lambda in (lambdas if beta_stage else [lam]):
-                step = points[(beta, cell_lambda)][entry["step"] + offset]
+        offset = first_steps if entry["stage"].endswith("_continuation") else 0
+        for position, label in enumerate(entry["solutions"]):
+            values = dict(zip(axes, label))
+            choices = [axes[name] if values.get(name) is None else [values[name]] for name in names]
+            for cell in itertools.product(*choices):
+                step = points[cell][entry["step"] + offset]
                 for term in (*(t for t, _ in TERMS), "kl_per_latent"):
                     if term in entry and entry[term][position] is not None:
                         step[term].append(entry[term][position])
@@ -61,48 +78,29 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
 
 
 def _history_figures(record: dict, cells: dict, out_dir: Path, plt) -> list[Path]:
-    betas, lambdas = record["solution_axes"]["beta"], record["solution_axes"]["lambda"]
-    written = []
+    names, settings = settings_of(record)
     colours = plt.get_cmap("viridis")
-
+    written = []
     figure, panels = plt.subplots(1, len(TERMS), figsize=(4.6 * len(TERMS), 3.6))
     for panel, (term, label) in zip(panels, TERMS):
-        for index, ((beta, lam), data) in enumerate(sorted(cells.items())):
-            if term in data:
-                panel.plot(data["step"], data[term], color=colours(index / max(1, len(cells) - 1)),
-                           label=f"β={beta:g}, λ={lam:g}")
+        for index, cell in enumerate(settings):
+            if term in cells.get(cell, {}):
+                panel.plot(cells[cell]["step"], cells[cell][term], color=colours(index / max(1, len(settings) - 1)),
+                           label=cell_label(names, cell))
         panel.set_xlabel("step")
-        panel.set_ylabel(label)
+        panel.set_ylabel(f"{label} (nats per image)")
         panel.set_yscale("symlog" if term != "recon" else "linear")
     panels[0].legend(fontsize=6)
-    figure.suptitle("training loss terms (means over seeds)")
+    figure.suptitle(f"{record['model']['name']}: training loss terms (means over seeds)")
     figure.tight_layout()
     written.append(_save(figure, Path(out_dir) / "training_curves.png"))
     plt.close(figure)
-
-    figure, grid = plt.subplots(len(betas), len(lambdas), figsize=(3.2 * len(lambdas), 2.4 * len(betas)),
-                                squeeze=False, sharex=True)
-    for row, beta in enumerate(betas):
-        for column, lam in enumerate(lambdas):
-            panel, data = grid[row][column], cells.get((beta, lam), {})
-            if "kl_per_latent" in data:
-                panel.plot(data["step"], np.maximum(data["kl_per_latent"], 1e-6), linewidth=0.8)
-                active = int((data["kl_per_latent"][-1] > ACTIVE_KL).sum())
-                panel.set_title(f"β={beta:g}, λ={lam:g}: {active} active", fontsize=8)
-            panel.set_yscale("log")
-            panel.axhline(ACTIVE_KL, color="grey", linestyle=":", linewidth=0.8)
-    figure.supxlabel("step")
-    figure.supylabel("KL per latent (nats, mean over seeds)")
-    figure.suptitle("informational collapse: each latent's KL to the prior over training")
-    figure.tight_layout()
-    written.append(_save(figure, Path(out_dir) / "kl_per_latent.png"))
-    plt.close(figure)
-
+    written.append(_kl_per_latent_figure(record, cells, out_dir, plt))
     figure, panel = plt.subplots(figsize=(6, 4))
-    for index, ((beta, lam), data) in enumerate(sorted(cells.items())):
-        if "kl_per_latent" in data:
-            panel.plot(data["step"], (data["kl_per_latent"] > ACTIVE_KL).sum(-1), label=f"β={beta:g}, λ={lam:g}",
-                       color=colours(index / max(1, len(cells) - 1)))
+    for index, cell in enumerate(settings):
+        if "kl_per_latent" in cells.get(cell, {}):
+            panel.plot(cells[cell]["step"], (cells[cell]["kl_per_latent"] > ACTIVE_KL).sum(-1),
+                       label=cell_label(names, cell), color=colours(index / max(1, len(settings) - 1)))
     panel.set_xlabel("step")
     panel.set_ylabel(f"active latents (KL > {ACTIVE_KL})")
     panel.legend(fontsize=6)
@@ -112,6 +110,29 @@ def _history_figures(record: dict, cells: dict, out_dir: Path, plt) -> list[Path
     return written
 
 
+def _kl_per_latent_figure(record: dict, cells: dict, out_dir: Path, plt) -> Path:
+    """One panel per setting: rows over the first axes, columns over the last."""
+    names, settings = settings_of(record)
+    columns = len(record["solution_axes"][names[-1]]) if names else 1
+    rows = max(1, len(settings) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharex=True)
+    for index, cell in enumerate(settings or [()]):
+        panel, data = grid[index // columns][index % columns], cells.get(cell, {})
+        if "kl_per_latent" in data:
+            panel.plot(data["step"], np.maximum(data["kl_per_latent"], 1e-6), linewidth=0.8)
+            active = int((data["kl_per_latent"][-1] > ACTIVE_KL).sum())
+            panel.set_title(f"{cell_label(names, cell)}: {active} active", fontsize=8)
+        panel.set_yscale("log")
+        panel.axhline(ACTIVE_KL, color="grey", linestyle=":", linewidth=0.8)
+    figure.supxlabel("step")
+    figure.supylabel("KL per latent (nats, mean over seeds)")
+    figure.suptitle("informational collapse: each latent's KL to the prior over training")
+    figure.tight_layout()
+    path = _save(figure, Path(out_dir) / "kl_per_latent.png")
+    plt.close(figure)
+    return path
+
+
 def _sheet(images: torch.Tensor) -> np.ndarray:
     """(rows, columns, C, H, W) uint8 -> one (rows·H, columns·W[, C]) picture."""
     rows, columns, channels, height, width = images.shape
@@ -119,33 +140,36 @@ def _sheet(images: torch.Tensor) -> np.ndarray:
     return sheet[..., 0] if channels == 1 else sheet
 
 
+def _first_seed(tensor: torch.Tensor, depth: int) -> torch.Tensor:
+    """Per-solution outputs (*solution_shape, ...) -> the first seed of every setting, settings flattened."""
+    return tensor.select(depth - 1, 0).flatten(0, depth - 2)
+
+
 def _image_figures(run_dir: Path, out_dir: Path, plt) -> list[Path]:
-    _, model, dataset = load_run(run_dir, device="cpu")
+    record, model, dataset = load_run(run_dir, device="cpu")
+    names, settings = settings_of(record)
+    labels = [cell_label(names, cell) for cell in settings]
+    depth = len(model.solution_shape)
     observations = dataset.sample(NUM_SHOWN, torch.Generator().manual_seed(0))[1]
-    betas, lambdas = model.betas, model.lambdas
-    reconstructed = model.reconstructions(observations)[:, :, 0]  # the first seed of each (β, λ)
-    rows = torch.cat([observations.unsqueeze(0), reconstructed.flatten(0, 1)])
+    rows = torch.cat([observations.unsqueeze(0), _first_seed(model.reconstructions(observations), depth)])
     figure, panel = plt.subplots(figsize=(NUM_SHOWN * 0.8, 0.8 * len(rows) + 0.6))
     panel.imshow(_sheet(rows), cmap="gray")
-    panel.set_yticks([32 + 64 * i for i in range(len(rows))],
-                     ["data"] + [f"β={b:g}, λ={lam:g}" for b in betas for lam in lambdas], fontsize=7)
+    panel.set_yticks([32 + 64 * i for i in range(len(rows))], ["data", *labels], fontsize=7)
     panel.set_xticks([])
-    panel.set_title("reconstructions (first seed)")
+    panel.set_title(f"{record['model']['name']}: reconstructions (first seed)")
     figure.tight_layout()
     written = [_save(figure, Path(out_dir) / "reconstructions.png")]
     plt.close(figure)
-    traversals = model.traversal(observations[0], TRAVERSAL_VALUES)[:, :, 0]  # (β, λ, d, values, C, H, W)
-    for b, beta in enumerate(betas):
-        for lam_index, lam in enumerate(lambdas):
-            grid = traversals[b, lam_index]
-            figure, panel = plt.subplots(figsize=(len(TRAVERSAL_VALUES) * 0.8, len(grid) * 0.8 + 0.5))
-            panel.imshow(_sheet(grid), cmap="gray")
-            panel.set_xticks([32 + 64 * i for i in range(len(TRAVERSAL_VALUES))],
-                             [f"{v:g}" for v in TRAVERSAL_VALUES], fontsize=7)
-            panel.set_yticks([32 + 64 * i for i in range(len(grid))], [f"z{i}" for i in range(len(grid))],
-                             fontsize=7)
-            panel.set_title(f"latent traversals, β={beta:g}, λ={lam:g} (first seed)", fontsize=8)
-            figure.tight_layout()
-            written.append(_save(figure, Path(out_dir) / f"traversals_beta{beta:g}_lambda{lam:g}.png"))
-            plt.close(figure)
+    traversals = _first_seed(model.traversal(observations[0], TRAVERSAL_VALUES), depth)
+    for cell, label, grid in zip(settings, labels, traversals):
+        figure, panel = plt.subplots(figsize=(len(TRAVERSAL_VALUES) * 0.8, len(grid) * 0.8 + 0.5))
+        panel.imshow(_sheet(grid), cmap="gray")
+        panel.set_xticks([32 + 64 * i for i in range(len(TRAVERSAL_VALUES))], [f"{v:g}" for v in TRAVERSAL_VALUES],
+                         fontsize=7)
+        panel.set_yticks([32 + 64 * i for i in range(len(grid))], [f"z{i}" for i in range(len(grid))], fontsize=7)
+        panel.set_title(f"latent traversals, {label} (first seed)", fontsize=8)
+        figure.tight_layout()
+        suffix = "_".join(f"{name}{value:g}" for name, value in zip(names, cell))
+        written.append(_save(figure, Path(out_dir) / f"traversals_{suffix}.png"))
+        plt.close(figure)
     return written

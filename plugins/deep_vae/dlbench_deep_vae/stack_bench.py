@@ -11,11 +11,11 @@ import time
 import torch
 
 from dlbench_deep_vae import networks
-from dlbench_deep_vae.losses import loss_terms
+from dlbench_deep_vae.losses import vae_terms
 
 BATCH_SIZE = 64
 NUM_LATENT = 10
-BETA, LAM = 4.0, 2.0
+BETA = 4.0
 
 
 def _adam(parameters) -> torch.optim.Adam:
@@ -35,29 +35,27 @@ def _seconds_per_step(step, steps: int, device: torch.device) -> float:
 
 def _stack_step(stack: networks.StackedConvVAE, images: torch.Tensor, generators):
     optimizer = _adam(stack.parameters())
-    num_solutions = images.shape[0]
-    beta = torch.full((num_solutions,), BETA, device=images.device)
-    lam = torch.full((num_solutions,), LAM, device=images.device)
 
     def step():
-        noise = networks.draw_noise(generators, BATCH_SIZE, NUM_LATENT, images.device)
-        terms = loss_terms(images, *stack(images, noise), beta, lam)
+        noise = torch.stack([torch.randn(BATCH_SIZE, NUM_LATENT, generator=g, device=g.device) for g in generators])
+        mean, log_var, _, logits = stack(images, noise)
+        terms = vae_terms(images, mean, log_var, logits)
         optimizer.zero_grad(set_to_none=True)
-        terms["total"].sum().backward()
+        (terms["recon"] + BETA * terms["kl"]).sum().backward()
         optimizer.step()
     return step
 
 
 def _separate_steps(solutions: list[networks.ConvVAE], images: torch.Tensor, generators):
     optimizers = [_adam(solution.parameters()) for solution in solutions]
-    beta, lam = torch.tensor(BETA, device=images.device), torch.tensor(LAM, device=images.device)
 
     def step():
         for solution, optimizer, solution_images, generator in zip(solutions, optimizers, images, generators):
             noise = torch.randn(BATCH_SIZE, NUM_LATENT, generator=generator, device=images.device)
-            terms = loss_terms(solution_images, *solution(solution_images, noise), beta, lam)
+            mean, log_var, _, logits = solution(solution_images, noise)
+            terms = vae_terms(solution_images, mean, log_var, logits)
             optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
+            (terms["recon"] + BETA * terms["kl"]).backward()
             optimizer.step()
     return step
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from dlbench import (
@@ -17,6 +16,7 @@ from dlbench import (
     check_state_entry,
     require_memory,
 )
+from dlbench.training.seeds import derived_seed
 from dlbench_linear_gaussian import objective, solvers
 from dlbench_linear_gaussian.instance import Instance, LinearGaussianDataset
 
@@ -125,7 +125,7 @@ class LinearGaussianVAE:
         for index, solver in enumerate(self.solvers):
             result = context.load_checkpoint(f"solver_{solver}", map_location=device)
             if result is None:  # an interrupted run resumes after its finished solvers
-                result = self._solve(solver, beta, lam, n, m, _solver_seed(seed, index), context)
+                result = self._solve(solver, beta, lam, n, m, derived_seed(seed, index), context)
                 context.save_checkpoint(f"solver_{solver}", result)
             per_solver.append(result)
         self.solution = _stack_solvers(per_solver, self.solution_shape)
@@ -226,10 +226,6 @@ class LinearGaussianVAE:
         if extra:
             raise StateMismatchError(f"linear_gaussian_vae state has unexpected entries {extra}")
         self.solution = dict(state)
-
-
-def _solver_seed(seed: int, solver_index: int) -> int:
-    return int(np.random.SeedSequence([seed, solver_index]).generate_state(1)[0])
 
 
 def _stack_solvers(results: Sequence[Mapping[str, torch.Tensor]],

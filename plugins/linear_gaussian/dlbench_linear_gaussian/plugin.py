@@ -1,6 +1,8 @@
 """Registers the linear-Gaussian dataset, model, figures and benchmarks with dlbench."""
 from dlbench import hookimpl
 
+DLBENCH_PLUGIN_API = 2  # written for dlbench's plugin API 2
+
 
 @hookimpl
 def register_datasets():

@@ -1,5 +1,5 @@
-"""The beta_vae and lambda_beta_vae models: the conformance kit, the λβ protocol (β stage, then a fresh Adam per λ),
-the shared stage cache, model.init_from, and bad settings refused in one line."""
+"""The deep models: the conformance kit for every one, the λβ protocol (β stage, then a fresh Adam per λ), the shared
+stage cache, model.init_from, and bad settings refused in one line."""
 from __future__ import annotations
 
 import functools
@@ -13,8 +13,13 @@ from deep_test_helpers import tiny_lbvae_gin
 from dlbench import FitContext, TrainingSettings, create_dataset, records
 from dlbench.cli import main
 from dlbench.testing import ModelUnderTest, parametrize_with_checks
-from dlbench_deep_vae import model as deep_model
-from dlbench_deep_vae.model import beta_vae, lambda_beta_vae
+from dlbench_deep_vae import stages
+from dlbench_deep_vae.models.annealed_vae import annealed_vae
+from dlbench_deep_vae.models.beta_tc_vae import beta_tc_vae
+from dlbench_deep_vae.models.beta_vae import beta_vae
+from dlbench_deep_vae.models.dip_vae import dip_vae_i, dip_vae_ii
+from dlbench_deep_vae.models.factor_vae import factor_vae
+from dlbench_deep_vae.models.lambda_beta_vae import lambda_beta_vae
 
 SMALL_GRID = (1, 3, 2, 4, 6, 6)
 TINY = TrainingSettings(batch_size=8, training_steps=6, num_latent=3)
@@ -26,11 +31,19 @@ def private_stage_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
 
 
+def tiny(factory, **grid):
+    return ModelUnderTest(lambda: factory(**grid, log_every=3, checkpoint_every=3, cache_stages=False), DSPRITES,
+                          training=TINY, name=factory.__name__)
+
+
 @parametrize_with_checks([
-    ModelUnderTest(lambda: beta_vae(betas=[1, 8], seeds=[0], log_every=3, checkpoint_every=3, cache_stages=False),
-                   DSPRITES, training=TINY),
-    ModelUnderTest(lambda: lambda_beta_vae(betas=[4], lambdas=[0, 2], seeds=[0, 1], beta_steps=6, log_every=3,
-                                           checkpoint_every=3, cache_stages=False), DSPRITES, training=TINY),
+    tiny(beta_vae, betas=[1, 8], seeds=[0]),
+    tiny(lambda_beta_vae, betas=[4], lambdas=[0, 2], seeds=[0, 1], beta_steps=6),
+    tiny(beta_tc_vae, betas=[1, 6], seeds=[0]),
+    tiny(factor_vae, gammas=[10], seeds=[0, 1]),
+    tiny(dip_vae_i, lambda_ods=[1, 5], seeds=[0]),
+    tiny(dip_vae_ii, lambda_ods=[2], seeds=[0]),
+    tiny(annealed_vae, c_maxes=[5, 25], seeds=[0], iteration_threshold=4),
 ])
 def test_deep_models_conform(subject, check, tmp_path):
     check(subject, tmp_path)
@@ -44,7 +57,7 @@ def fit(model, path, training=TINY, seed=0):
 
 def test_the_lambda_stage_starts_from_the_beta_vae_weights_with_a_fresh_adam(tmp_path, monkeypatch):
     problems = {}
-    real_train_stack = deep_model.train_stack
+    real_train_stack = stages.train_stack
 
     def spy(problem, plan, dataset, context):
         problems[plan.name.split("-")[0]] = (problem, plan)
@@ -52,23 +65,24 @@ def test_the_lambda_stage_starts_from_the_beta_vae_weights_with_a_fresh_adam(tmp
         problems[plan.name.split("-")[0] + "_outcome"] = outcome
         return outcome
 
-    monkeypatch.setattr(deep_model, "train_stack", spy)
+    monkeypatch.setattr(stages, "train_stack", spy)
     steps_seen = []
     context = FitContext("cpu", 0, tmp_path / "fit", progress=False, training=TINY,
                          after_checkpoint=lambda: steps_seen.append(_adam_steps(tmp_path / "fit")))
     model = lambda_beta_vae(betas=[1, 8], lambdas=[0, 4], seeds=[0], beta_steps=6, checkpoint_every=3)
     model.fit(DSPRITES(), context)
-    beta_problem, beta_plan = problems["beta_stage"]
-    lambda_problem, lambda_plan = problems["lambda_stage"]
-    beta_outcome = problems["beta_stage_outcome"]
+    beta_problem, beta_plan = problems["beta_vae_stage"]
+    lambda_problem, lambda_plan = problems["lambda_beta_vae_continuation"]
+    beta_outcome = problems["beta_vae_stage_outcome"]
     assert beta_plan.steps == 6 and lambda_plan.steps == 6
     start = lambda_problem.build(list(range(4))).state_dict()
     for cell, (beta_index, _lam) in enumerate([(0, 0), (0, 4), (1, 0), (1, 4)]):
         for name, value in start.items():
             assert torch.equal(value[cell], beta_outcome.parameters[name][beta_index]), (cell, name)
-    assert lambda_problem.lambdas.tolist() == [0, 4, 0, 4] and beta_problem.lambdas.tolist() == [0, 0]
+    assert lambda_problem.values["lambda"].tolist() == [0, 4, 0, 4] and "lambda" not in beta_problem.values
+    assert beta_problem.objective.model == "beta_vae" and lambda_problem.objective.model == "lambda_beta_vae"
     # Adam's step count restarts with the λ stage: its first checkpoint (step 3) holds 3 steps, not 6 + 3.
-    lambda_counts = [count for stage, count in steps_seen if stage == "lambda_stage"]
+    lambda_counts = [count for stage, count in steps_seen if stage == "lambda_beta_vae_continuation"]
     assert lambda_counts and lambda_counts[0] == 3
 
 
@@ -79,15 +93,15 @@ def _adam_steps(workdir):
     if newest is None:
         return (None, None)
     state = torch.load(newest, weights_only=True)["state"]
-    return newest.name.split("-")[0].split(".")[0], int(state["optimizer"]["state"][0]["step"])
+    return newest.name.split("-")[0].split(".")[0], int(state["optimizers"]["model"]["state"][0]["step"])
 
 
 def test_the_stage_cache_is_reused_and_missed_when_an_input_changes(tmp_path):
     first = fit(lambda_beta_vae(betas=[1, 8], lambdas=[0, 2], seeds=[0], beta_steps=6), tmp_path / "a")
-    assert len(first.telemetry["notes"]["beta_stages"]["trained"]) == 2
+    assert len(first.telemetry["notes"]["stages"]["trained"]) == 2
     again = fit(lambda_beta_vae(betas=[8, 16], lambdas=[0, 4], seeds=[0], beta_steps=6), tmp_path / "b")
-    stages = again.telemetry["notes"]["beta_stages"]
-    assert [c["beta"] for c in stages["reused"]] == [8.0] and [c["beta"] for c in stages["trained"]] == [16.0]
+    noted = again.telemetry["notes"]["stages"]
+    assert [c["beta"] for c in noted["reused"]] == [8.0] and [c["beta"] for c in noted["trained"]] == [16.0]
     # Every input of a β stage is part of its key: change one and it is trained again.
     variants = [(lambda_beta_vae(betas=[8], lambdas=[0], seeds=[0], beta_steps=7), TINY),
                 (lambda_beta_vae(betas=[8], lambdas=[0], seeds=[0], beta_steps=6, learning_rate=3e-4),
@@ -101,10 +115,22 @@ def test_the_stage_cache_is_reused_and_missed_when_an_input_changes(tmp_path):
                  TrainingSettings(batch_size=8, training_steps=6, num_latent=4))]
     for variant, (model, training) in enumerate(variants):
         changed = fit(model, tmp_path / f"changed{variant}", training)
-        assert len(changed.telemetry["notes"]["beta_stages"]["trained"]) == 1
+        assert len(changed.telemetry["notes"]["stages"]["trained"]) == 1
     # The beta_vae with the same steps shares the cache: its run trains nothing.
     shared = fit(beta_vae(betas=[1], seeds=[0]), tmp_path / "shared", TrainingSettings(8, 6, 3))
-    assert not shared.telemetry["notes"]["beta_stages"]["trained"]
+    assert not shared.telemetry["notes"]["stages"]["trained"]
+    # Another objective over the same axis values is another solution.
+    other = fit(beta_tc_vae(betas=[1], seeds=[0], architecture="paper"), tmp_path / "other", TrainingSettings(8, 6, 3))
+    assert len(other.telemetry["notes"]["stages"]["trained"]) == 1
+
+
+def test_a_change_to_the_datasets_code_misses_the_cache(tmp_path, monkeypatch):
+    fit(beta_vae(betas=[1], seeds=[0]), tmp_path / "a", TrainingSettings(8, 6, 3))
+    again = fit(beta_vae(betas=[1], seeds=[0]), tmp_path / "b", TrainingSettings(8, 6, 3))
+    assert not again.telemetry["notes"]["stages"]["trained"]
+    monkeypatch.setattr(stages, "dataset_fingerprint", lambda dataset: "renderer changed")
+    changed = fit(beta_vae(betas=[1], seeds=[0]), tmp_path / "c", TrainingSettings(8, 6, 3))
+    assert len(changed.telemetry["notes"]["stages"]["trained"]) == 1
 
 
 GIN = tiny_lbvae_gin(training_steps=6, beta_steps=6, log_every=3)
@@ -139,21 +165,32 @@ def test_bad_deep_settings_fail_in_one_line_writing_nothing(tmp_path, config, ca
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*"))
 
 
-def test_init_from_continues_another_run_and_refuses_another_architecture(tmp_path, config, capsys):
-    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+def test_init_from_starts_the_lambda_stage_from_a_beta_vae_run_and_refuses_what_does_not_match(tmp_path, config,
+                                                                                                capsys):
+    source_bindings = ["-p", "model.name = 'beta_vae'", "-p", "beta_vae.betas = [1, 8]", "-p", "beta_vae.seeds = [0]"]
+    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet", *source_bindings]) == 0
     (source,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
-    continued = ["-p", "model.name = 'beta_vae'", "-p", "beta_vae.betas = [8]", "-p", "beta_vae.seeds = [0]",
-                 "-p", f"model.init_from = '{source}'"]
+    continued = ["-p", "lambda_beta_vae.betas = [8]", "-p", f"model.init_from = '{source}'"]
     assert main(["run", str(config), "--out", str(tmp_path / "more"), "--quiet", *continued]) == 0
     (run_dir,) = [p for p in (tmp_path / "more").iterdir() if p.is_dir()]
     record = records.read_record(run_dir)
     assert record["model"]["hyperparameters"]["init_from"] == str(source)
-    assert record["fit"]["history"][0]["stage"] == "continuation"
-    assert_one_line_failure(["run", config, "--out", tmp_path / "other", "--quiet", *continued,
-                             "-p", "beta_vae.architecture = 'dlib_conv'"], tmp_path, capsys,
-                            "its architecture is 'paper' and this model's 'dlib_conv'")
-    assert_one_line_failure(["run", config, "--out", tmp_path / "other", "--quiet", *continued,
-                             "-p", "beta_vae.betas = [2]"], tmp_path, capsys, "has no solution β = 2, seed = 0")
+    assert {point["stage"] for point in record["fit"]["history"]} == {"lambda_beta_vae_continuation"}
+    for binding, expected in [("lambda_beta_vae.architecture = 'dlib_conv'",
+                               "its architecture is 'paper' and this model's architecture 'dlib_conv'"),
+                              ("lambda_beta_vae.betas = [2]", "has no solution beta = 2"),
+                              ("lambda_beta_vae.beta_steps = 7",
+                               "its training_steps is 6 and this model's beta_steps 7"),
+                              ("encoder.num_latent = 4", "its num_latent is 3 and this model's num_latent 4")]:
+        assert_one_line_failure(["run", config, "--out", tmp_path / "other", "--quiet", *continued, "-p", binding],
+                                tmp_path, capsys, expected)
+    (lambda_source,) = [p for p in (tmp_path / "more").iterdir() if p.is_dir()]
+    assert_one_line_failure(["run", config, "--out", tmp_path / "other", "--quiet", "-p",
+                             f"model.init_from = '{lambda_source}'"], tmp_path, capsys,
+                            "is a run of 'lambda_beta_vae', not accepted; expected a run of 'beta_vae'")
+    assert_one_line_failure(["run", config, "--out", tmp_path / "other", "--quiet", *source_bindings, "-p",
+                             f"model.init_from = '{source}'"], tmp_path, capsys,
+                            "model.init_from is not accepted by beta_vae")
 
 
 def test_a_run_records_history_training_scores_and_figures(tmp_path, config, capsys):
@@ -165,9 +202,9 @@ def test_a_run_records_history_training_scores_and_figures(tmp_path, config, cap
     training = record["metrics"]["training"]["values"]
     assert torch.tensor(training["reconstruction"]).shape == (2, 2, 1)
     assert torch.tensor(training["kl_per_latent"]).shape == (2, 2, 1, 3)
-    stages = {point["stage"].split("-")[0] for point in record["fit"]["history"]}
-    assert stages == {"beta_stage", "lambda_stage"}
-    assert json.dumps(record["fit"]["notes"]["beta_stages"]["trained"])
+    stage_names = {point["stage"].split("-")[0] for point in record["fit"]["history"]}
+    assert stage_names == {"beta_vae_stage", "lambda_beta_vae_continuation"}
+    assert json.dumps(record["fit"]["notes"]["stages"]["trained"])
     figures = {p.name for p in (run_dir / "figures").iterdir()}
     assert {"training_curves.png", "kl_per_latent.png", "active_latents.png", "reconstructions.png",
             "traversals_beta8_lambda2.png"} <= figures

@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from dlbench_deep_vae import networks
-from dlbench_deep_vae.losses import kl_per_latent, loss_terms
+from dlbench_deep_vae.losses import kl_per_latent, vae_terms
+from dlbench_deep_vae.models.lambda_beta_vae import LambdaBetaVAE
 
 NUM_LATENT = 10
+
+
+def loss_terms(images, mean, log_var, logits, beta, lam) -> dict:
+    """The shared terms and the λβ-VAE's total (β-VAE at λ = 0)."""
+    terms = vae_terms(images, mean, log_var, logits)
+    total = LambdaBetaVAE().loss(terms, None, {"beta": beta, "lambda": lam}, None)["total"]
+    return {"recon": terms["recon"], "kl": terms["kl"], "l2": terms["l2"], "total": total}
 
 
 def _sigmoid(logit: float) -> float:
@@ -82,11 +90,13 @@ def test_summed_stack_loss_gives_each_solution_its_own_gradient(architecture):
     noise = torch.randn(len(seeds), 4, NUM_LATENT, generator=generator)
 
     stack = networks.StackedConvVAE.from_seeds(seeds, num_channels, NUM_LATENT, architecture)
-    loss_terms(images, *stack(images, noise), beta, lam)["total"].sum().backward()
+    mean, log_var, _, logits = stack(images, noise)
+    loss_terms(images, mean, log_var, logits, beta, lam)["total"].sum().backward()
     stacked_gradients = {name: parameter.grad for name, parameter in stack.named_parameters()}
     for index, seed in enumerate(seeds):
         solution = networks.build_solution(seed, num_channels, NUM_LATENT, architecture)
-        loss_terms(images[index], *solution(images[index], noise[index]), beta[index], lam[index])["total"].backward()
+        mean, log_var, _, logits = solution(images[index], noise[index])
+        loss_terms(images[index], mean, log_var, logits, beta[index], lam[index])["total"].backward()
         for name, parameter in solution.named_parameters():
             # Float32 sums over 64·64·C pixels reordered by the grouped kernels: relative agreement.
             scale = parameter.grad.abs().max().item()

@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dlbench.training import StepBatch
+from dlbench.training.layers import solution_state
 from dlbench_deep_vae import networks
-from dlbench_deep_vae.losses import loss_terms
+from dlbench_deep_vae.losses import vae_terms
 
 NUM_LATENT = 10
 # Float32 forward of the same weights through grouped kernels instead of plain ones: agreement observed
@@ -28,13 +30,13 @@ def test_shapes_of_one_solution_and_of_a_stack(architecture, num_channels):
     for conv in solution.encoder_convs:
         hidden = conv(hidden)
     assert hidden.shape == (3, *networks.FEATURE_SHAPE)
-    mean, log_var, logits = solution(images[0], noise[0])
-    assert mean.shape == log_var.shape == (3, NUM_LATENT)
+    mean, log_var, codes, logits = solution(images[0], noise[0])
+    assert mean.shape == log_var.shape == codes.shape == (3, NUM_LATENT)
     assert logits.shape == (3, num_channels, 64, 64)
 
     stack = networks.StackedConvVAE.from_seeds([0, 1], num_channels, NUM_LATENT, architecture)
-    mean, log_var, logits = stack(images, noise)
-    assert mean.shape == log_var.shape == (2, 3, NUM_LATENT)
+    mean, log_var, codes, logits = stack(images, noise)
+    assert mean.shape == log_var.shape == codes.shape == (2, 3, NUM_LATENT)
     assert logits.shape == (2, 3, num_channels, 64, 64)
 
 
@@ -45,6 +47,24 @@ def test_architectures_differ_only_in_the_last_two_encoder_kernels():
     assert [conv.kernel_size for conv in dlib.encoder_convs] == [(4, 4), (4, 4), (2, 2), (2, 2)]
     assert {name: p.shape for name, p in paper.named_parameters() if not name.startswith("encoder_convs")} == \
         {name: p.shape for name, p in dlib.named_parameters() if not name.startswith("encoder_convs")}
+
+
+def test_dlib_conv_is_initialised_as_tensorflow_initialises_its_layers():
+    """Glorot-uniform kernels, U(±√(6 / (fan_in + fan_out))) with the receptive field counted, and zero biases; the
+    paper's architecture keeps PyTorch's defaults (non-zero biases)."""
+    solution = networks.build_solution(0, 3, NUM_LATENT, "dlib_conv")
+    for layer in solution.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            weight = layer.weight
+            receptive = weight[0, 0].numel()
+            fans = (weight.shape[0] + weight.shape[1]) * receptive
+            limit = (6 / fans) ** 0.5
+            assert torch.all(layer.bias == 0)
+            assert weight.abs().max() <= limit
+            # A uniform on ±limit has standard deviation limit/√3 (here within 10 % for ≥ 2,000 weights).
+            assert abs(weight.std().item() / (limit / 3 ** 0.5) - 1) < 0.1, (layer, weight.numel())
+    paper = networks.build_solution(0, 3, NUM_LATENT, "paper")
+    assert paper.mean_head.bias.abs().sum() > 0
 
 
 @pytest.mark.parametrize("build", [lambda name: networks.ConvVAE(1, NUM_LATENT, name),
@@ -80,7 +100,7 @@ def test_a_stack_starts_from_each_seeds_solution_exactly():
     stack = networks.StackedConvVAE.from_seeds(seeds, 1, NUM_LATENT)
     for index, seed in enumerate(seeds):
         alone = networks.build_solution(seed, 1, NUM_LATENT).state_dict()
-        state = networks.solution_state(stack, index)
+        state = solution_state(stack, index)
         assert state.keys() == alone.keys()
         assert all(torch.equal(state[name], alone[name]) for name in alone)
 
@@ -100,7 +120,7 @@ def test_stacked_forward_equals_each_solutions_own_forward(architecture, num_cha
 
 def test_solution_state_round_trip():
     stack = networks.StackedConvVAE.from_seeds([4, 5], 3, NUM_LATENT, "dlib_conv")
-    states = [networks.solution_state(stack, index) for index in range(2)]
+    states = [solution_state(stack, index) for index in range(2)]
     solution = networks.ConvVAE(3, NUM_LATENT, "dlib_conv")
     solution.load_state_dict(states[1], strict=True)
     rebuilt = networks.StackedConvVAE.from_states(states, 3, NUM_LATENT, "dlib_conv")
@@ -117,8 +137,11 @@ def test_a_solutions_noise_does_not_depend_on_its_stack():
     def generator(seed):
         return torch.Generator().manual_seed(seed)
 
-    in_pair = networks.draw_noise([generator(5), generator(7)], 4, NUM_LATENT)
-    alone = networks.draw_noise([generator(7)], 4, NUM_LATENT)
+    def noise(seeds):
+        return StepBatch(torch.zeros(len(seeds), 1), torch.tensor(0), range(len(seeds)),
+                         [generator(seed) for seed in seeds]).normal(4, NUM_LATENT)
+
+    in_pair, alone = noise([5, 7]), noise([7])
     assert in_pair.shape == (2, 4, NUM_LATENT)
     assert torch.equal(in_pair[1], alone[0])
     assert not torch.equal(in_pair[0], in_pair[1])
@@ -136,14 +159,15 @@ def test_a_solution_trains_the_same_in_any_stack():
         stack = networks.StackedConvVAE.from_seeds(seeds, 1, NUM_LATENT)
         optimizer = torch.optim.Adam(stack.parameters(), lr=1e-4)
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        beta, lam = torch.full((len(seeds),), 4.0), torch.full((len(seeds),), 2.0)
         for _ in range(2):
             images = torch.stack([torch.rand(4, 1, 64, 64, generator=g) for g in generators])
-            terms = loss_terms(images, *stack(images, networks.draw_noise(generators, 4, NUM_LATENT)), beta, lam)
+            noise = torch.stack([torch.randn(4, NUM_LATENT, generator=g) for g in generators])
+            mean, log_var, _, logits = stack(images, noise)
+            terms = vae_terms(images, mean, log_var, logits)
             optimizer.zero_grad()
-            terms["total"].sum().backward()
+            (terms["recon"] + 4.0 * terms["kl"] + 2.0 * terms["l2"]).sum().backward()
             optimizer.step()
-        return networks.solution_state(stack, len(seeds) - 1)
+        return solution_state(stack, len(seeds) - 1)
 
     in_pair, alone = train([0, 1]), train([1])
     # The weights move ~2e-4 in two steps; the two stacks' float32 reductions differ by ~6e-7.

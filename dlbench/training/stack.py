@@ -1,0 +1,137 @@
+"""The mutable state of one stack under training: its network, one optimiser per group, data order, noise streams,
+frozen solutions and running sums of the loss terms; and one optimiser step of it."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from dlbench.errors import ConfigError
+from dlbench.fitting import FitContext
+from dlbench.training.data import ShuffledBatches
+from dlbench.training.problem import OptimizerGroup, StepBatch
+from dlbench.training.seeds import DATA_ORDER, NOISE, derived_seed
+
+
+def group_parameters(network: torch.nn.Module, groups: Sequence[OptimizerGroup]) -> list[list[torch.nn.Parameter]]:
+    """Each group's parameters: those named under its prefixes, or for a group without prefixes every parameter no
+    other group claims. A parameter in two groups, or in none, is a mistake in the plan."""
+    named = dict(network.named_parameters())
+    claimed: dict[str, str] = {}
+    members: list[list[str]] = []
+    for group in groups:
+        names = [name for name in named if any(name.startswith(prefix) for prefix in group.parameters)]
+        for name in names:
+            if name in claimed:
+                raise ConfigError(f"parameter {name!r} is in optimiser groups {claimed[name]!r} and {group.name!r}; "
+                                  "expected each parameter in one group")
+            claimed[name] = group.name
+        members.append(names)
+    rest = [name for name in named if name not in claimed]
+    catch_all = [index for index, group in enumerate(groups) if not group.parameters]
+    if len(catch_all) > 1 or (rest and not catch_all):
+        raise ConfigError(f"optimiser groups {[g.name for g in groups]} leave parameters {rest[:3]} unassigned or "
+                          "claim them twice; expected one group without prefixes at most, taking the rest")
+    if catch_all:
+        members[catch_all[0]] = rest
+    return [[named[name] for name in names] for names in members]
+
+
+class TrainingStack:
+    """One stack of solutions under training (see the module docstring)."""
+
+    def __init__(self, problem, plan, dataset, context: FitContext, solutions: list[int]):
+        self.problem, self.plan, self.solutions = problem, plan, solutions
+        device = context.device
+        self.network = problem.build(solutions).to(device)
+        self.groups = plan.optimizer_groups
+        self.group_parameters = group_parameters(self.network, self.groups)
+        self.optimizers = [group.adam.build(parameters)
+                           for group, parameters in zip(self.groups, self.group_parameters)]
+        seeds = [plan.seeds[s] for s in solutions]
+        self.batches = ShuffledBatches(dataset, [derived_seed(seed, DATA_ORDER) for seed in seeds], plan.batch_size)
+        self.noise = [torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE)) for seed in seeds]
+        self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
+        self.frozen_at = torch.full((len(solutions),), -1, dtype=torch.int64, device=device)
+        self.log_sums: dict[str, torch.Tensor] = {}
+        self.tail_sums: dict[str, torch.Tensor] = {}
+        self.step = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "network": self.network.state_dict(),
+                "optimizers": {group.name: optimizer.state_dict()
+                               for group, optimizer in zip(self.groups, self.optimizers)},
+                "batches": self.batches.state(), "noise": [g.get_state() for g in self.noise],
+                "frozen": self.frozen, "frozen_at": self.frozen_at, "log_sums": self.log_sums,
+                "tail_sums": self.tail_sums}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        device = self.frozen.device
+        self.step = state["step"]
+        self.network.load_state_dict(state["network"])
+        for group, optimizer in zip(self.groups, self.optimizers):
+            optimizer.load_state_dict(state["optimizers"][group.name])
+        self.batches.load_state(state["batches"])
+        for generator, saved in zip(self.noise, state["noise"]):
+            generator.set_state(saved)
+        self.frozen.copy_(state["frozen"])
+        self.frozen_at = state["frozen_at"].to(device)
+        self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
+        self.tail_sums = {k: v.to(device) for k, v in state["tail_sums"].items()}
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimiser step of every group; the step's loss terms (a frozen solution's as NaN). Nothing here reads
+        a value back to the host, so a GPU can queue steps back to back."""
+        step = torch.tensor(self.step, device=self.frozen.device)
+        batch = StepBatch(self.batches.observations(self.step), step, self.solutions, self.noise)
+        terms = self.problem.loss_terms(self.network, batch)
+        objectives = [terms[group.objective] for group in self.groups]
+        self._freeze_diverged(objectives)
+        gradients = self._gradients(objectives)
+        held = self._snapshot()
+        for parameters, grads, optimizer in zip(self.group_parameters, gradients, self.optimizers):
+            for parameter, gradient in zip(parameters, grads):
+                parameter.grad = gradient
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        self._restore_frozen(held)
+        self.step += 1
+        return {key: torch.where(self.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
+                for key, value in terms.items()}
+
+    def _freeze_diverged(self, objectives: Sequence[torch.Tensor]) -> None:
+        """A solution any of whose objectives is not finite is frozen from this step on (on the device)."""
+        finite = torch.stack([torch.isfinite(objective.detach()) for objective in objectives]).all(dim=0)
+        newly = ~finite & ~self.frozen
+        self.frozen_at = torch.where(newly, self.step, self.frozen_at)
+        self.frozen |= newly
+
+    def _gradients(self, objectives: Sequence[torch.Tensor]) -> list[Sequence[torch.Tensor | None]]:
+        """Each group's gradient of its own objective, summed over the stack (each solution gets exactly its own
+        gradient), with respect to its own parameters only."""
+        gradients = []
+        for index, (objective, parameters) in enumerate(zip(objectives, self.group_parameters)):
+            kept = torch.where(self.frozen, torch.zeros_like(objective), objective)
+            gradients.append(torch.autograd.grad(kept.sum(), parameters, retain_graph=index < len(objectives) - 1,
+                                                 allow_unused=True))
+        return gradients
+
+    def _stacked_tensors(self) -> list[torch.Tensor]:
+        """Every tensor with a leading solution axis that an optimiser step changes: parameters and their states."""
+        tensors = [p for parameters in self.group_parameters for p in parameters]
+        for optimizer in self.optimizers:
+            for state in optimizer.state.values():
+                tensors += [value for value in state.values() if isinstance(value, torch.Tensor) and value.ndim
+                            and value.shape[0] == len(self.solutions)]
+        return tensors
+
+    def _snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(tensor, tensor.detach().clone()) for tensor in self._stacked_tensors()]
+
+    def _restore_frozen(self, held: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """A frozen solution keeps the parameters and optimiser state it had before the step, whatever the optimiser
+        did (state first created by this step stays, but no frozen solution ever reads it)."""
+        with torch.no_grad():
+            for tensor, before in held:
+                mask = self.frozen.view(-1, *[1] * (tensor.ndim - 1))
+                tensor.copy_(torch.where(mask, before, tensor))

@@ -1,0 +1,1 @@
+"""One module per deep model: its objective and its registered factory."""
