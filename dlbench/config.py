@@ -34,12 +34,16 @@ class TrainingSettings:
     num_latent: int | None = None
     init_from: str | None = None
     tensorboard: bool = False
+    precision: str = "float32"
+    compile: bool = False
 
     def given(self) -> dict[str, Any]:
         """The settings the user set, as bindings, for a model that has no use for them to refuse."""
         bindings = {"model.batch_size": self.batch_size, "model.training_steps": self.training_steps,
                     "encoder.num_latent": self.num_latent, "model.init_from": self.init_from,
-                    "model.tensorboard": self.tensorboard or None}
+                    "model.tensorboard": self.tensorboard or None,
+                    "training.precision": None if self.precision == "float32" else self.precision,
+                    "training.compile": self.compile or None}
         return {binding: value for binding, value in bindings.items() if value is not None}
 
 
@@ -103,7 +107,24 @@ def evaluation_choice(metrics=(), random_seed=0):
     return metrics, random_seed
 
 
+PRECISIONS = ("float32", "bf16")
+
+
+@gin.configurable("training")
+def training_choice(precision="float32", compile=False):
+    """How the engine computes a step of models trained by SGD (each changes results only to rounding: measured and
+    stated by `dlbench bench deep_vae_modes`).
+
+    Args:
+        precision: "float32" (the papers' numbers) or "bf16" (autocast of the forward pass to bfloat16; on GPUs and
+            CPUs with bfloat16 instructions).
+        compile: compile the network's forward and backward with torch.compile (minutes of compiling first).
+    """
+    return precision, compile
+
+
 CORE_CONFIGURABLES = {"dataset": dataset_choice, "model": model_choice, "encoder": encoder_choice,
+                      "training": training_choice,
                       "evaluation": evaluation_choice}
 # Bindings that change how a fit is observed, never what it produces: not part of a run's identity.
 OBSERVATION_BINDINGS = frozenset({("model", "tensorboard")})
@@ -244,6 +265,9 @@ def read_experiment() -> Experiment:
     model_name, random_seed, batch_size, training_steps, init_from, tensorboard = call_configured(model_choice,
                                                                                                 "model")
     num_latent = call_configured(encoder_choice, "encoder")
+    precision, compile_step = call_configured(training_choice, "training")
+    check_binding(precision in PRECISIONS, "training.precision", precision, " or ".join(map(repr, PRECISIONS)))
+    check_binding(isinstance(compile_step, bool), "training.compile", compile_step, "True or False")
     metrics, evaluation_seed = call_configured(evaluation_choice, "evaluation")
     for binding, value in (("model.batch_size", batch_size), ("model.training_steps", training_steps),
                            ("encoder.num_latent", num_latent)):
@@ -262,7 +286,8 @@ def read_experiment() -> Experiment:
     check_binding(len(set(metrics)) == len(metrics), "evaluation.metrics", metrics, "each metric named once")
     check_seed("evaluation.random_seed", evaluation_seed)
     return Experiment(dataset_name, source, model_name, random_seed, tuple(metrics), evaluation_seed,
-                      TrainingSettings(batch_size, training_steps, num_latent, init_from, tensorboard))
+                      TrainingSettings(batch_size, training_steps, num_latent, init_from, tensorboard, precision,
+                                       compile_step))
 
 
 def binding_statements(text: str, where: str) -> list[config_parser.BindingStatement]:

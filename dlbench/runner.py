@@ -95,6 +95,9 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "cudnn": cudnn,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        # The engine's device policy (dlbench.training.engine.DEVICE_POLICY), as it stood when the record was written.
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "torch_threads": torch.get_num_threads(),
         "packages": versions,
         "git_revision": _git_revision(),

@@ -4,22 +4,59 @@ A solution's batches depend on its seed alone, never on which other solutions sh
 solution trained inside a stack sees exactly the data it would see trained alone. Resuming needs only
 each generator's state at the start of the current epoch: the epoch's permutation is drawn again from
 it, which also leaves the generator exactly where it was.
+
+Where the memory allows, every observation is made once before training (a stand-in rendered, a published
+file's images laid out as the model takes them) and a step's data is one gather: always on a GPU, and on a
+CPU when the training would render at least as many images anyway.
 """
 from __future__ import annotations
 
+import sys
+import weakref
 from typing import Any, Sequence
 
 import torch
 
 from dlbench.interfaces import DiscreteGroundTruthDataset
+from dlbench.resources import available_bytes
+
+# Resident observations take at most this share of the device's free memory.
+RESIDENT_SHARE = 0.3
+RENDER_CHUNK = 4096
+_resident: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def resident_observations(dataset: DiscreteGroundTruthDataset, images_needed: int) -> torch.Tensor | None:
+    """Every observation of `dataset` in index order on its device, made once and shared by every stack trained on
+    it; None where it would not fit, or (on a CPU) where training needs fewer images than the dataset holds."""
+    if dataset in _resident:
+        return _resident[dataset]
+    first = dataset.observations_from_factors(dataset.factors_from_indices(
+        torch.zeros(1, dtype=torch.int64, device=dataset.device)))
+    size = len(dataset) * first.element_size() * first[0].numel()
+    worth_it = dataset.device.type == "cuda" or len(dataset) <= images_needed
+    if not worth_it or size > RESIDENT_SHARE * available_bytes(dataset.device):
+        return None
+    if len(dataset) > 10 * RENDER_CHUNK:
+        print(f"dlbench: making the {len(dataset):,} observations of {dataset.name} resident on {dataset.device} "
+              f"({size / 2**30:.1f} GiB) before training", file=sys.stderr, flush=True)
+    parts = []
+    for start in range(0, len(dataset), RENDER_CHUNK):
+        indices = torch.arange(start, min(start + RENDER_CHUNK, len(dataset)), device=dataset.device)
+        parts.append(dataset.observations_from_factors(dataset.factors_from_indices(indices)))
+    images = torch.cat(parts)
+    _resident[dataset] = images
+    return images
 
 
 class ShuffledBatches:
     """Batches of `batch_size` observations per solution, each solution shuffling the whole dataset once per
     epoch with its own generator and dropping the last incomplete batch (the paper's protocol)."""
 
-    def __init__(self, dataset: DiscreteGroundTruthDataset, seeds: Sequence[int], batch_size: int):
+    def __init__(self, dataset: DiscreteGroundTruthDataset, seeds: Sequence[int], batch_size: int,
+                 total_steps: int = 0):
         self.dataset = dataset
+        self.resident = resident_observations(dataset, total_steps * batch_size * len(seeds))
         self.batch_size = batch_size
         self.num_observations = len(dataset)
         self.steps_per_epoch = self.num_observations // batch_size
@@ -48,6 +85,8 @@ class ShuffledBatches:
     def observations(self, step: int) -> torch.Tensor:
         """(S, batch_size, *observation_shape) observations of `step`, as the dataset stores them (uint8 images)."""
         indices = self.indices(step)
+        if self.resident is not None:
+            return self.resident[indices]
         factors = self.dataset.factors_from_indices(indices.reshape(-1))
         batch = self.dataset.observations_from_factors(factors)
         return batch.view(*indices.shape, *batch.shape[1:])

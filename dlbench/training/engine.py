@@ -47,6 +47,8 @@ class TrainingPlan:
         labels: one JSON-ready label per solution (e.g. its (β, λ, seed)) naming it in the loss history; default
             its index.
         later_model_steps: model-steps of the fit's later stages, so the announced duration covers the whole fit.
+        precision: "float32", or "bf16" (the problem's loss terms under bfloat16 autocast).
+        compile: run the network through torch.compile.
     """
 
     name: str
@@ -61,6 +63,8 @@ class TrainingPlan:
     tensorboard_dir: Any = None
     labels: tuple | None = None
     later_model_steps: int = 0
+    precision: str = "float32"
+    compile: bool = False
 
 
 @dataclass
@@ -92,9 +96,22 @@ def _check_plan(plan: TrainingPlan, dataset) -> None:
         raise ConfigError("training needs at least one solution")
 
 
+# On a GPU, float32 means float32 (no TF32 matmuls or convolutions: the papers' numbers), and cuDNN picks its algorithms
+# without benchmarking, so that a resumed fit computes as the uninterrupted one did. bf16 is the fast mode.
+DEVICE_POLICY = {"allow_tf32": False, "cudnn_benchmark": False}
+
+
+def apply_device_policy(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = DEVICE_POLICY["allow_tf32"]
+        torch.backends.cudnn.allow_tf32 = DEVICE_POLICY["allow_tf32"]
+        torch.backends.cudnn.benchmark = DEVICE_POLICY["cudnn_benchmark"]
+
+
 def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: FitContext) -> TrainingOutcome:
     """Train every solution of `plan`, stack by stack, resuming from the context's checkpoints."""
     _check_plan(plan, dataset)
+    apply_device_policy(context.device)
     num_solutions = len(plan.seeds)
     layout = context.load_checkpoint(f"{plan.name}.layout")
     if layout is None:  # the width is fixed at the first attempt, so a resumed fit finds its chunks again

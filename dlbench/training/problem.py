@@ -20,6 +20,7 @@ from torch import nn
 
 ENGINE_PROTOCOL = 2
 TOTAL = "total"  # the loss term the default optimiser group minimises
+FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class AdamSettings:
     eps: float = 1e-8
 
     def build(self, parameters: Sequence[nn.Parameter]) -> torch.optim.Adam:
-        return torch.optim.Adam(parameters, lr=self.learning_rate, betas=self.betas, eps=self.eps)
+        """Adam over `parameters`, fused where the device has it (one kernel for every tensor, no host reads)."""
+        devices = {parameter.device.type for parameter in parameters}
+        fused = bool(devices) and devices <= FUSED_ADAM_DEVICES
+        return torch.optim.Adam(parameters, lr=self.learning_rate, betas=self.betas, eps=self.eps, fused=fused or None)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready, as records and cache keys show it."""
@@ -69,13 +73,13 @@ class StepBatch:
         step: the stage's step index (0-based), a 0-d int64 tensor on the device.
         solutions: the stack's solutions, as indices into the stage's solutions.
     Random draws come from `normal` and `uniform`: solution s's from its own stream alone, so a solution's draws do
-    not depend on the stack it is trained in.
+    not depend on the stack it is trained in. A step must make the same draws (kinds and shapes, in the same order)
+    every step.
     """
 
-    def __init__(self, observations: torch.Tensor, step: torch.Tensor, solutions: Sequence[int],
-                 noise_generators: Sequence[torch.Generator]):
+    def __init__(self, observations: torch.Tensor, step: torch.Tensor, solutions: Sequence[int], noise):
         self.observations, self.step, self.solutions = observations, step, tuple(solutions)
-        self._generators = noise_generators
+        self._noise = noise
 
     @property
     def num_solutions(self) -> int:
@@ -83,17 +87,11 @@ class StepBatch:
 
     def normal(self, *shape: int) -> torch.Tensor:
         """(S, *shape) standard normal draws."""
-        return self._draw(torch.randn, shape)
+        return self._noise.draw(torch.randn, shape)
 
     def uniform(self, *shape: int) -> torch.Tensor:
         """(S, *shape) uniform draws in [0, 1)."""
-        return self._draw(torch.rand, shape)
-
-    def _draw(self, sampler, shape) -> torch.Tensor:
-        device = self.observations.device
-        draws = torch.stack([sampler(*shape, generator=generator, device=generator.device)
-                             for generator in self._generators])
-        return draws.to(device)
+        return self._noise.draw(torch.rand, shape)
 
 
 class StackProblem(Protocol):

@@ -9,6 +9,7 @@ import torch
 from dlbench.errors import ConfigError
 from dlbench.fitting import FitContext
 from dlbench.training.data import ShuffledBatches
+from dlbench.training.noise import NoiseStreams
 from dlbench.training.problem import OptimizerGroup, StepBatch
 from dlbench.training.seeds import DATA_ORDER, NOISE, derived_seed
 
@@ -44,15 +45,22 @@ class TrainingStack:
         self.problem, self.plan, self.solutions = problem, plan, solutions
         device = context.device
         self.network = problem.build(solutions).to(device)
+        # What the step calls: the network itself, or its compiled twin (same parameters; the state dict stays plain).
+        self.forward = torch.compile(self.network) if plan.compile else self.network
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.precision == "bf16")
         self.groups = plan.optimizer_groups
         self.group_parameters = group_parameters(self.network, self.groups)
         self.optimizers = [group.adam.build(parameters)
                            for group, parameters in zip(self.groups, self.group_parameters)]
         seeds = [plan.seeds[s] for s in solutions]
-        self.batches = ShuffledBatches(dataset, [derived_seed(seed, DATA_ORDER) for seed in seeds], plan.batch_size)
-        self.noise = [torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE)) for seed in seeds]
+        self.batches = ShuffledBatches(dataset, [derived_seed(seed, DATA_ORDER) for seed in seeds], plan.batch_size,
+                                       total_steps=plan.steps)
+        self.noise = NoiseStreams([torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE))
+                                   for seed in seeds], device)
         self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
         self.frozen_at = torch.full((len(solutions),), -1, dtype=torch.int64, device=device)
+        self.frozen_weight = torch.zeros(len(solutions), device=device)  # 1.0 for a frozen solution
+        self.step_index = torch.zeros((), dtype=torch.int64, device=device)  # the step, kept on the device
         self.log_sums: dict[str, torch.Tensor] = {}
         self.tail_sums: dict[str, torch.Tensor] = {}
         self.step = 0
@@ -61,30 +69,33 @@ class TrainingStack:
         return {"step": self.step, "network": self.network.state_dict(),
                 "optimizers": {group.name: optimizer.state_dict()
                                for group, optimizer in zip(self.groups, self.optimizers)},
-                "batches": self.batches.state(), "noise": [g.get_state() for g in self.noise],
+                "batches": self.batches.state(), "noise": self.noise.state(),
                 "frozen": self.frozen, "frozen_at": self.frozen_at, "log_sums": self.log_sums,
                 "tail_sums": self.tail_sums}
 
     def load(self, state: Mapping[str, Any]) -> None:
         device = self.frozen.device
         self.step = state["step"]
+        self.step_index.fill_(self.step)
         self.network.load_state_dict(state["network"])
         for group, optimizer in zip(self.groups, self.optimizers):
             optimizer.load_state_dict(state["optimizers"][group.name])
         self.batches.load_state(state["batches"])
-        for generator, saved in zip(self.noise, state["noise"]):
-            generator.set_state(saved)
+        self.noise.load_state(state["noise"])
         self.frozen.copy_(state["frozen"])
-        self.frozen_at = state["frozen_at"].to(device)
+        self.frozen_weight.copy_(self.frozen)
+        self.frozen_at.copy_(state["frozen_at"])
         self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
         self.tail_sums = {k: v.to(device) for k, v in state["tail_sums"].items()}
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimiser step of every group; the step's loss terms (a frozen solution's as NaN). Nothing here reads
-        a value back to the host, so a GPU can queue steps back to back."""
-        step = torch.tensor(self.step, device=self.frozen.device)
-        batch = StepBatch(self.batches.observations(self.step), step, self.solutions, self.noise)
-        terms = self.problem.loss_terms(self.network, batch)
+        a value back to the host, and the number of operations does not depend on the stack's width, so a GPU can
+        queue steps back to back."""
+        self.noise.begin_step(self.step)
+        batch = StepBatch(self.batches.observations(self.step), self.step_index, self.solutions, self.noise)
+        with self.autocast:
+            terms = self.problem.loss_terms(self.forward, batch)
         objectives = [terms[group.objective] for group in self.groups]
         self._freeze_diverged(objectives)
         gradients = self._gradients(objectives)
@@ -96,6 +107,7 @@ class TrainingStack:
             optimizer.zero_grad(set_to_none=True)
         self._restore_frozen(held)
         self.step += 1
+        self.step_index.add_(1)
         return {key: torch.where(self.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
                 for key, value in terms.items()}
 
@@ -103,35 +115,41 @@ class TrainingStack:
         """A solution any of whose objectives is not finite is frozen from this step on (on the device)."""
         finite = torch.stack([torch.isfinite(objective.detach()) for objective in objectives]).all(dim=0)
         newly = ~finite & ~self.frozen
-        self.frozen_at = torch.where(newly, self.step, self.frozen_at)
+        self.frozen_at.copy_(torch.where(newly, self.step_index, self.frozen_at))
         self.frozen |= newly
+        self.frozen_weight.copy_(self.frozen)
 
-    def _gradients(self, objectives: Sequence[torch.Tensor]) -> list[Sequence[torch.Tensor | None]]:
+    def _gradients(self, objectives: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Each group's gradient of its own objective, summed over the stack (each solution gets exactly its own
-        gradient), with respect to its own parameters only."""
+        gradient), with respect to its own parameters only; a frozen solution's is zero (its loss may be NaN, and NaN
+        reaches its gradient even through a zero weight), so the optimiser's step leaves everything finite."""
         gradients = []
         for index, (objective, parameters) in enumerate(zip(objectives, self.group_parameters)):
             kept = torch.where(self.frozen, torch.zeros_like(objective), objective)
-            gradients.append(torch.autograd.grad(kept.sum(), parameters, retain_graph=index < len(objectives) - 1,
-                                                 allow_unused=True))
+            grads = torch.autograd.grad(kept.sum(), parameters, retain_graph=index < len(objectives) - 1,
+                                        allow_unused=True)
+            gradients.append([torch.where(self._frozen_view(g), 0.0, g) if g is not None else None for g in grads])
         return gradients
+
+    def _frozen_view(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.frozen.view(-1, *[1] * (tensor.ndim - 1))
 
     def _stacked_tensors(self) -> list[torch.Tensor]:
         """Every tensor with a leading solution axis that an optimiser step changes: parameters and their states."""
-        tensors = [p for parameters in self.group_parameters for p in parameters]
+        tensors = [p.data for parameters in self.group_parameters for p in parameters]
         for optimizer in self.optimizers:
             for state in optimizer.state.values():
                 tensors += [value for value in state.values() if isinstance(value, torch.Tensor) and value.ndim
                             and value.shape[0] == len(self.solutions)]
         return tensors
 
-    def _snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(tensor, tensor.detach().clone()) for tensor in self._stacked_tensors()]
+    def _snapshot(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        tensors = self._stacked_tensors()
+        return tensors, torch._foreach_mul(tensors, 1.0)
 
-    def _restore_frozen(self, held: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def _restore_frozen(self, held: tuple[list[torch.Tensor], list[torch.Tensor]]) -> None:
         """A frozen solution keeps the parameters and optimiser state it had before the step, whatever the optimiser
-        did (state first created by this step stays, but no frozen solution ever reads it)."""
-        with torch.no_grad():
-            for tensor, before in held:
-                mask = self.frozen.view(-1, *[1] * (tensor.ndim - 1))
-                tensor.copy_(torch.where(mask, before, tensor))
+        did: one interpolation with weight exactly 1 (put back) or 0 (kept) per solution, exact for finite values."""
+        tensors, before = held
+        weights = [self.frozen_weight.view(-1, *[1] * (tensor.ndim - 1)) for tensor in tensors]
+        torch._foreach_lerp_(tensors, before, weights)

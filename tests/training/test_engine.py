@@ -180,3 +180,30 @@ def test_history_points_name_their_solutions_and_tensorboard_writes_events(datas
     assert fit_context.history[0]["solutions"] == [(1.0, 0.0, 0), (8.0, 0.0, 0)]
     assert len(fit_context.history[0]["kl_per_latent"][0]) == 4
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_a_solutions_draws_come_in_blocks_from_its_own_generator_and_resume_mid_block():
+    from dlbench.training.noise import NoiseStreams
+
+    def streams(seeds):
+        return NoiseStreams([torch.Generator().manual_seed(seed) for seed in seeds], torch.device("cpu"),
+                            block_steps=4)
+
+    def draws(noise, steps, start=0):
+        out = []
+        for step in range(start, start + steps):
+            noise.begin_step(step)
+            out.append((noise.draw(torch.randn, (2, 3)), noise.draw(torch.rand, (5,))))
+        return out
+
+    together, alone = draws(streams([5, 7]), 10), draws(streams([7]), 10)
+    for (normal, uniform), (normal_alone, uniform_alone) in zip(together, alone):
+        assert torch.equal(normal[1], normal_alone[0]) and torch.equal(uniform[1], uniform_alone[0])
+    assert not torch.equal(together[0][0][0], together[1][0][0])  # every step draws anew
+    # A checkpoint at step 6 (mid-block) holds the block's starting states; the resumed draws are the same.
+    first = streams([5, 7])
+    draws(first, 6)
+    resumed = streams([5, 7])
+    resumed.load_state(first.state())
+    for (normal, uniform), (expected_normal, expected_uniform) in zip(draws(resumed, 4, start=6), together[6:]):
+        assert torch.equal(normal, expected_normal) and torch.equal(uniform, expected_uniform)

@@ -65,11 +65,11 @@ def _timed_stage(problem, plan: TrainingPlan, dataset) -> float:
         return time.perf_counter() - started
 
 
-def _engine(dataset, steps: int) -> float:
+def _engine(dataset, steps: int, **modes) -> float:
     problem = VAEProblem(BetaVAE(), {"beta": torch.tensor([4.0])}, [0], dataset.observation_shape[0], 10, "paper",
                          "bernoulli")
     plan = TrainingPlan("bench", (0,), steps, BATCH_SIZE, log_every=steps, checkpoint_every=10 * steps,
-                        tail_steps=1, stack_width=1)
+                        tail_steps=1, stack_width=1, **modes)
     return _timed_stage(problem, plan, dataset)
 
 
@@ -123,3 +123,51 @@ def bench_models(quick: bool = False) -> list[dict[str, Any]]:
              "seconds": best[name], "baseline_seconds": best["beta_vae"], "ratio": best["beta_vae"] / best[name],
              "note": f"{steps / best[name]:.1f} model-steps/s vs β-VAE {steps / best['beta_vae']:.1f} on {device}"}
             for name in names]
+
+
+MODES = {"bf16": {"precision": "bf16"}, "compiled": {"compile": True}}
+
+
+def bench_modes(quick: bool = False) -> list[dict[str, Any]]:
+    """One β-VAE's training steps/s in each fast mode against eager float32, same call, on the Shapes3D stand-in
+    (3 channels); compiling happens in the warm-up, outside the timing."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    steps = 10 if quick else 60
+    dataset = create_dataset("shapes3d", source="procedural", device=device)
+    results = []
+    for name, modes in MODES.items():
+        _engine(dataset, 3, **modes)  # warm-up (and compilation)
+        _engine(dataset, 3)
+        ours, baseline = _engine(dataset, steps, **modes), _engine(dataset, steps)
+        results.append({"name": f"train {name} vs eager float32 (shapes3d, batch {BATCH_SIZE}, {steps} steps)",
+                        "seconds": ours, "baseline_seconds": baseline, "ratio": baseline / ours,
+                        "note": f"{steps / ours:.1f} vs {steps / baseline:.1f} steps/s on {device}"})
+    return results
+
+
+def bench_engine_operations(quick: bool = False) -> list[dict[str, Any]]:
+    """Operations and host reads of one engine step of a stack of S β-VAEs (dispatch-mode count), against S
+    one-solution steps: the launches a stack saves a GPU. Seconds columns hold operation counts."""
+    import tempfile
+
+    from dlbench.training.opcount import OperationCounter
+    from dlbench.training.stack import TrainingStack
+
+    dataset = create_dataset("dsprites", source="procedural", factor_sizes=(1, 3, 6, 8, 8, 8))
+    results, single = [], None
+    for width in (1, 4) if quick else (1, 4, 16):
+        problem = VAEProblem(BetaVAE(), {"beta": torch.arange(1.0, width + 1)}, list(range(width)), 1, 10, "paper",
+                             "bernoulli")
+        plan = TrainingPlan("ops", tuple(range(width)), 1000, BATCH_SIZE, stack_width=width)
+        with tempfile.TemporaryDirectory() as workdir:
+            stack = TrainingStack(problem, plan, dataset, FitContext("cpu", 0, workdir, progress=False),
+                                  list(range(width)))
+            stack.train_step()
+            with OperationCounter() as counter:
+                stack.train_step()
+        single = single or counter.operations
+        results.append({"name": f"engine step S={width}: operations", "seconds": counter.operations,
+                        "baseline_seconds": width * single, "ratio": width * single / counter.operations,
+                        "note": f"{counter.operations} ops/step, {counter.host_reads} host reads/step; {width} "
+                                f"one-solution steps: {width * single} ops"})
+    return results

@@ -31,7 +31,8 @@ def register_plots():
 
 @hookimpl
 def register_benchmarks():
-    from dlbench_deep_vae.bench import bench_models, bench_training
+    from dlbench_deep_vae.bench import bench_engine_operations, bench_models, bench_modes, bench_training
     from dlbench_deep_vae.stack_bench import bench_stacking
 
-    return {"deep_vae_training": bench_training, "deep_vae_stacking": bench_stacking, "deep_vae_models": bench_models}
+    return {"deep_vae_training": bench_training, "deep_vae_stacking": bench_stacking, "deep_vae_models": bench_models,
+            "deep_vae_modes": bench_modes, "engine_ops": bench_engine_operations}

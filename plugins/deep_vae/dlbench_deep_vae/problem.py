@@ -21,6 +21,7 @@ class VAEProblem:
         self.init_seeds, self.initial_states = list(init_seeds), initial_states
         self.num_channels, self.num_latent = num_channels, num_latent
         self.architecture, self.likelihood = architecture, likelihood
+        self._stack_values: dict[tuple, dict[str, torch.Tensor]] = {}
 
     def build(self, solutions: Sequence[int]) -> networks.StackedConvVAE:
         seeds = [self.init_seeds[s] for s in solutions]
@@ -34,12 +35,21 @@ class VAEProblem:
             network.auxiliary = auxiliary.to(next(network.parameters()).device)
         return network
 
+    def _values_of(self, solutions: tuple[int, ...], device: torch.device) -> dict[str, torch.Tensor]:
+        """Each axis's value per solution of a stack, moved to the device once (not every step)."""
+        key = (solutions, device)
+        if key not in self._stack_values:
+            index = torch.as_tensor(solutions)
+            self._stack_values[key] = {axis: value[index].to(device) for axis, value in self.values.items()}
+        return self._stack_values[key]
+
     def loss_terms(self, network, batch: StepBatch) -> dict[str, torch.Tensor]:
         images = batch.observations.to(torch.float32) / 255
-        mean, log_var, codes, logits = network(images, batch.normal(images.shape[1], self.num_latent))
+        # The losses in float32 whatever precision the network ran in (bf16 autocast).
+        mean, log_var, codes, logits = (output.float() for output in
+                                        network(images, batch.normal(images.shape[1], self.num_latent)))
         terms = losses.vae_terms(images, mean, log_var, logits, self.likelihood)
-        index = torch.as_tensor(batch.solutions)
-        values = {axis: value[index].to(images.device) for axis, value in self.values.items()}
+        values = self._values_of(batch.solutions, images.device)
         outputs = VAEOutputs(images, mean, log_var, codes, logits, getattr(network, "auxiliary", None))
         terms.update(self.objective.loss(terms, outputs, values, batch))
         return terms

@@ -77,7 +77,8 @@ class StageSettings:
                             log_every=min(self.log_every, steps), checkpoint_every=self.checkpoint_every,
                             tail_steps=tail_steps(steps), stack_width=self.stack_width,
                             tensorboard_dir=self.tensorboard_dir, labels=tuple(labels),
-                            later_model_steps=later_model_steps)
+                            later_model_steps=later_model_steps, precision=self.context.training.precision,
+                            compile=self.context.training.compile)
 
     def identity(self, objective: Objective, grid: SolutionGrid, cell: tuple, steps: int) -> dict:
         facts = {k: v for k, v in self.dataset.describe().items() if k not in ("file", "cache", "note")}
@@ -87,7 +88,9 @@ class StageSettings:
                 "architecture": self.architecture, "num_latent": self.num_latent, "num_channels": self.num_channels,
                 "likelihood": self.likelihood, "objective": objective.describe(), "cell": dict(zip(grid.names, cell)),
                 "run_seed": self.context.seed, "steps": steps, "batch_size": self.batch_size, "optimizers": groups,
-                "tail_steps": tail_steps(steps), "plugin": importlib.metadata.version("dlbench-deep-vae"),
+                "tail_steps": tail_steps(steps), "precision": self.context.training.precision,
+                "compile": self.context.training.compile,
+                "plugin": importlib.metadata.version("dlbench-deep-vae"),
                 "dlbench": dlbench.__version__, "code": code_fingerprint()}
 
 

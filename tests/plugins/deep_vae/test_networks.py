@@ -5,6 +5,7 @@ import torch
 
 from dlbench.training import StepBatch
 from dlbench.training.layers import solution_state
+from dlbench.training.noise import NoiseStreams
 from dlbench_deep_vae import networks
 from dlbench_deep_vae.losses import vae_terms
 
@@ -138,8 +139,9 @@ def test_a_solutions_noise_does_not_depend_on_its_stack():
         return torch.Generator().manual_seed(seed)
 
     def noise(seeds):
-        return StepBatch(torch.zeros(len(seeds), 1), torch.tensor(0), range(len(seeds)),
-                         [generator(seed) for seed in seeds]).normal(4, NUM_LATENT)
+        streams = NoiseStreams([generator(seed) for seed in seeds], torch.device("cpu"))
+        streams.begin_step(0)
+        return StepBatch(torch.zeros(len(seeds), 1), torch.tensor(0), range(len(seeds)), streams).normal(4, NUM_LATENT)
 
     in_pair, alone = noise([5, 7]), noise([7])
     assert in_pair.shape == (2, 4, NUM_LATENT)

@@ -87,12 +87,12 @@ class FactorVAE(Objective):
 
     def regularizer(self, kl, outputs, values, batch):
         codes = outputs.codes
-        logits = outputs.auxiliary(codes)
+        logits = outputs.auxiliary(codes).float()
         tc_estimate = (logits[..., 0] - logits[..., 1]).mean(dim=-1)
         permuted = permute_dimensions(codes, batch.uniform(*codes.shape[1:]))
         # The discriminator maximises ½ E log p(real | z) + ½ E log p(permuted | z_perm); minimised negated.
         discriminator_loss = -0.5 * (log_probabilities(logits)[..., 0].mean(dim=-1)
-                                     + log_probabilities(outputs.auxiliary(permuted))[..., 1].mean(dim=-1))
+                                     + log_probabilities(outputs.auxiliary(permuted).float())[..., 1].mean(dim=-1))
         return {"regularizer": kl + values["gamma"] * tc_estimate, "tc_estimate": tc_estimate,
                 "discriminator_loss": discriminator_loss}
 

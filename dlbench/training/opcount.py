@@ -1,0 +1,67 @@
+"""Counting what one training step asks of the device: every aten operation (on a GPU, about one kernel launch each)
+and every host synchronisation (a value read back to Python, or an operation whose output size depends on data).
+
+    with OperationCounter() as counter:
+        stack.train_step()
+    counter.operations, counter.host_reads
+
+A step a GPU can queue back to back (or capture in a CUDA graph) makes no host reads, and its operation count does not
+grow with the number of solutions in the stack.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+# Operations that read a device value back to the host, or whose output shape depends on device data (so the host
+# waits for it): each drains a GPU's queue.
+HOST_READS = frozenset({"aten._local_scalar_dense", "aten.item", "aten.nonzero", "aten.masked_select",
+                        "aten.unique", "aten._unique2", "aten.is_nonzero", "aten.equal", "aten.allclose",
+                        "aten.repeat_interleave"})
+# Shape and metadata queries that launch nothing.
+NOT_LAUNCHED = frozenset({"aten.view", "aten._unsafe_view", "aten.detach", "aten.alias", "aten.t", "aten.transpose",
+                          "aten.permute", "aten.expand", "aten.unsqueeze", "aten.squeeze", "aten.select",
+                          "aten.slice", "aten.as_strided", "aten.unflatten", "aten.split", "aten.lift_fresh",
+                          "aten.reshape", "aten.flatten", "aten.diagonal", "aten.unbind", "aten.empty",
+                          "aten.empty_like", "aten.empty_strided", "aten.new_empty", "aten.new_empty_strided",
+                          "aten.set_", "aten.resize_", "aten.is_same_size"})
+
+
+def _packet_name(func) -> str:
+    return f"aten.{func.__name__.split('.')[0]}" if hasattr(func, "__name__") else str(func)
+
+
+class OperationCounter(TorchDispatchMode):
+    """Counts the aten operations dispatched inside it (views and metadata queries aside), the host reads among them,
+    and copies from a non-CPU device to the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = _packet_name(func.overloadpacket)
+        if name not in NOT_LAUNCHED:
+            self.counts[name] += 1
+        if name in ("aten._to_copy", "aten.copy_") and _device_to_host(func, args, kwargs or {}):
+            self.counts["device-to-host copy"] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def operations(self) -> int:
+        return sum(count for name, count in self.counts.items() if name != "device-to-host copy")
+
+    @property
+    def host_reads(self) -> int:
+        return sum(self.counts[name] for name in HOST_READS) + self.counts["device-to-host copy"]
+
+
+def _device_to_host(func, args, kwargs) -> bool:
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if func.overloadpacket.__name__ == "copy_" and len(tensors) >= 2:
+        return tensors[0].device.type == "cpu" and tensors[1].device.type != "cpu"
+    target = kwargs.get("device")
+    return bool(tensors) and tensors[0].device.type != "cpu" and target is not None \
+        and torch.device(target).type == "cpu"
