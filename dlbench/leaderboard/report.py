@@ -245,7 +245,7 @@ class RunDetails:
 
 def run_details(run_dir: Path) -> RunDetails:
     """A run's training budget and the command that made it, as its record states them."""
-    record = load_record(run_dir / RECORD_FILE)
+    record, _ = load_record(run_dir / RECORD_FILE)
     hyperparameters = record["model"].get("hyperparameters") or {}
     budget = {key: value for key, value in sorted(hyperparameters.items())
               if ("steps" in key or "iterations" in key) and isinstance(value, (int, float))}

@@ -59,8 +59,8 @@ def test_data_built_to_reproduce(tmp_path):
     assert text.count("**Verdict: reproduced.**") == 4
     assert f"dlbench results {runs} --where 'lambda=0' --group model,dataset,source,config_hash,beta" in text
     assert "Rule: At λ = 0, for each of MIG and SAP" in text
-    assert "seeds per cell: 3; β ∈ {1, 4, 8, 16, 32}, λ ∈ {0, 2, 8}; training_steps = 200000; source: official" \
-        in text
+    assert "seeds per cell: 3; β ∈ {1, 4, 8, 16, 32}, λ ∈ {0, 2, 8}; beta_steps = 150000, training_steps = 50000; " \
+        "source: official" in text
     assert "source: official" in text and "source: stand-in (procedural)" in text
     assert "starts per cell: 4; β ∈ {1, 4, 8, 16, 32}, λ ∈ {0, 2, 8}; max_half_steps = 100000; source: synthetic" \
         in text
