@@ -5,6 +5,7 @@ import argparse
 import sys
 
 DEFAULT_OUT = "leaderboard"
+UNVERIFIED_HELP = "use records without a digest (legacy schema), marked unverified in every table"
 
 
 def _print_warnings(warnings: list[str]) -> None:
@@ -15,11 +16,12 @@ def _print_warnings(warnings: list[str]) -> None:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from dlbench.leaderboard.build import build_leaderboard
 
-    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild, embed_figures=args.embed_figures)
+    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild, embed_figures=args.embed_figures,
+                              include_unverified=args.include_unverified)
     _print_warnings(built.warnings)
     content = built.content
     print(f"leaderboard of {content.record_count} runs ({content.solution_count} solutions): "
-          f"{len(content.rankings)} rankings, {len(content.studies)} β × λ studies, "
+          f"{len(content.rankings)} rankings, {len(content.studies)} studies, "
           f"{sum(1 for p in built.written if p.suffix == '.png')} figures")
     print(f"written: {args.out}/README.md, {args.out}/index.html")
     return 0
@@ -28,10 +30,11 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from dlbench.leaderboard.report import write_paper_report
 
-    path, claims, warnings = write_paper_report(args.result_dirs, args.out, rebuild=args.rebuild)
+    path, judgements, warnings = write_paper_report(args.result_dirs, args.out, rebuild=args.rebuild,
+                                                    include_unverified=args.include_unverified)
     _print_warnings(warnings)
-    for claim in claims:
-        print(f"claim {claim.number}: {claim.verdict}: {claim.title}")
+    for judgement in judgements:
+        print(f"claim {judgement.claim.number}: {judgement.verdict}: {judgement.claim.title}")
     print(f"written: {path}")
     return 0
 
@@ -47,6 +50,7 @@ def add_commands(subparsers) -> None:
     leaderboard.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
     leaderboard.add_argument("--embed-figures", action="store_true",
                              help="carry the figures inside index.html (one file to send) instead of linking figures/")
+    leaderboard.add_argument("--include-unverified", action="store_true", help=UNVERIFIED_HELP)
     leaderboard.set_defaults(handler=_cmd_leaderboard)
 
     report = subparsers.add_parser("report", help="reports built from run records")
@@ -57,4 +61,5 @@ def add_commands(subparsers) -> None:
     paper.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
     paper.add_argument("--out", default=DEFAULT_OUT, help=f"output directory for paper.md (default: {DEFAULT_OUT})")
     paper.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
+    paper.add_argument("--include-unverified", action="store_true", help=UNVERIFIED_HELP)
     paper.set_defaults(handler=_cmd_report)

@@ -64,10 +64,17 @@ def parse_where(text: str) -> list[Condition]:
     return conditions
 
 
+_BARE = re.compile(r"[A-Za-z0-9_.+\-:]+\Z")
+
+
 def _value_text(value: float | str) -> str:
-    if isinstance(value, str):
-        return f'"{value}"' if "'" in value else f"'{value}'"
-    return repr(float(value))
+    """A value as --where reads it back: numbers bare, plain words bare (unless they would read as a number),
+    other strings quoted."""
+    if not isinstance(value, str):
+        return repr(float(value))
+    if _BARE.match(value) and not _NUMBER.match(value) and value.lower() != "and":
+        return value
+    return f"'{value}'" if '"' in value else f'"{value}"'
 
 
 def where_text(conditions: Sequence[Condition]) -> str:

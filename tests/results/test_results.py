@@ -265,7 +265,8 @@ def test_parse_where():
         Condition("source", "!=", "stand in"), Condition("lambda", "<", 2.5), Condition("solver", "=", "fixed_point")]
     assert parse_where("fit_hash=0123abcd") == [Condition("fit_hash", "=", "0123abcd")]
     round_trip = [Condition("model", "=", "beta_tc_vae"), Condition("c_max", ">=", 25.0),
-                  Condition("note", "!=", "it's"), Condition("solver", "=", "fixed_point")]
+                  Condition("note", "!=", "it's"), Condition("solver", "=", "fixed_point"),
+                  Condition("config_hash", "=", "0123456789"), Condition("tag", "=", "1e5"), Condition("x", "=", "and")]
     assert parse_where(where_text(round_trip)) == round_trip
 
 
