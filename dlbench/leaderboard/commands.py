@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dlbench.results.cli import add_record_arguments
+
 DEFAULT_OUT = "leaderboard"
-UNVERIFIED_HELP = "use records without a digest (legacy schema), marked unverified in every table"
 
 
 def _print_warnings(warnings: list[str]) -> None:
@@ -45,12 +46,10 @@ def add_commands(subparsers) -> None:
         description="Build the leaderboard of the run records under RESULT_DIRS: Markdown tables (README.md), one "
                     "static HTML page (index.html, linking figures/*.png, or carrying them with --embed-figures), "
                     "figures/*.png and copies of the records.")
-    leaderboard.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    add_record_arguments(leaderboard)
     leaderboard.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
-    leaderboard.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
     leaderboard.add_argument("--embed-figures", action="store_true",
                              help="carry the figures inside index.html (one file to send) instead of linking figures/")
-    leaderboard.add_argument("--include-unverified", action="store_true", help=UNVERIFIED_HELP)
     leaderboard.set_defaults(handler=_cmd_leaderboard)
 
     report = subparsers.add_parser("report", help="reports built from run records")
@@ -58,8 +57,6 @@ def add_commands(subparsers) -> None:
     kinds = report.add_subparsers(dest="report", metavar="KIND", parser_class=type(report))
     kinds.required = True
     paper = kinds.add_parser("paper", help="each claim of the paper, the numbers measured and a verdict (paper.md)")
-    paper.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    add_record_arguments(paper)
     paper.add_argument("--out", default=DEFAULT_OUT, help=f"output directory for paper.md (default: {DEFAULT_OUT})")
-    paper.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
-    paper.add_argument("--include-unverified", action="store_true", help=UNVERIFIED_HELP)
     paper.set_defaults(handler=_cmd_report)

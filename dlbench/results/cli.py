@@ -53,6 +53,14 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of every command that reads records through the results store."""
+    parser.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    parser.add_argument("--include-unverified", action="store_true",
+                        help="use records without a digest (legacy schema), marked unverified in every output")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
+
+
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "results", help="query run records: mean ± std over replicates per group, from an SQLite index",
@@ -60,7 +68,7 @@ def add_commands(subparsers) -> None:
                     "updated incrementally) and print each group's mean ± std (ddof = 0) over its solutions "
                     "and their count n (the replicate count when every setting is grouped on, as by default). "
                     "Groups always keep models, datasets, sources and configs apart unless --pool names them.")
-    parser.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    add_record_arguments(parser)
     parser.add_argument("--where", default="", help="e.g. 'dataset=shapes3d and beta>=8'; fields: axis names, "
                         f"{', '.join(RUN_FIELDS)}; {WHERE_SYNTAX}")
     parser.add_argument("--group", help="comma-separated fields, grouped on beside model, dataset, source and "
@@ -70,7 +78,4 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--metrics", help=f"comma-separated aliases ({', '.join(HEADLINE_METRICS)}) or raw "
                         "'metric.score' names (default: the headline metrics present)")
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    parser.add_argument("--include-unverified", action="store_true",
-                        help="use records without a digest (legacy schema), counted under 'unverified'")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the indexes from the records")
     parser.set_defaults(handler=_cmd_results)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from dlbench.errors import ConfigError
 from dlbench.results.headline import HEADLINE_METRICS
 from dlbench.results.index import open_index
-from dlbench.results.reading import RUN_COLUMNS, RUN_FIELDS
+from dlbench.results.reading import RUN_COLUMNS, RUN_FIELDS, RunFields
 from dlbench.results.statistics import NO_VALUES, Moments, combined, mean_std_count
 from dlbench.results.where import Condition, where_sql
 from dlbench.results.where import conditions as parsed
@@ -26,17 +26,9 @@ Where = str | Sequence[Condition]
 
 
 @dataclass(frozen=True)
-class RunInfo:
+class RunInfo(RunFields):
     """One indexed run: where its record is, whether a digest vouches for it, and the facts of its scale."""
-    run_id: str
     run_dir: Path
-    model: str
-    plugin_distribution: str | None
-    plugin_version: str | None
-    dataset: str
-    source: str
-    config_hash: str
-    fit_hash: str
     verified: bool
     axes: dict[str, list[Any]]
     replicate_axes: tuple[str, ...]
@@ -44,19 +36,9 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class Solution:
+class Solution(RunFields):
     """One solution of one run, with the scores a query asked for (NaN where the run has none)."""
-    run_id: str
     run_dir: Path
-    model: str
-    plugin: str | None
-    plugin_distribution: str | None
-    plugin_version: str | None
-    dataset: str
-    source: str
-    config_hash: str
-    fit_hash: str
-    run_seed: Any
     verified: bool
     failure: str | None  # "not converged" or "diverged", as its record says
     replicate_axes: tuple[str, ...]
@@ -186,10 +168,8 @@ class Results:
                 path, verified, axes, replicates, facts, *run = row
                 fields = dict(zip(RUN_COLUMNS, run))
                 found[fields["run_id"]] = RunInfo(
-                    fields["run_id"], index.result_dir / Path(path).parent, fields["model"],
-                    fields["plugin_distribution"], fields["plugin_version"], fields["dataset"], fields["source"],
-                    fields["config_hash"], fields["fit_hash"], bool(verified), json.loads(axes),
-                    tuple(json.loads(replicates)), json.loads(facts))
+                    **fields, run_dir=index.result_dir / Path(path).parent, verified=bool(verified),
+                    axes=json.loads(axes), replicate_axes=tuple(json.loads(replicates)), facts=json.loads(facts))
         return found
 
     @property
