@@ -139,7 +139,8 @@ def _cell_text(panel, image, change: np.ndarray, percent: bool, failed: np.ndarr
             continue
         red, green, blue, _ = image.cmap(image.norm(value))
         dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
-        text = (f"{value:+.0f} %" if percent else f"{value:+.3g}") + ("*" if failed[row, column] else "")
+        number = (f"{value:+.0f} %" if abs(value) >= 10 else f"{value:+.1f} %") if percent else f"{value:+.3g}"
+        text = number + ("*" if failed[row, column] else "")
         panel.text(column, row, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
 
 
