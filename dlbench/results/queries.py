@@ -276,7 +276,7 @@ class Results:
         aggregates = [*key_names, "COUNT(*)", "json_group_array(DISTINCT run_id)", "SUM(1 - verified)",
                       "COUNT(failure)", "json_group_array(DISTINCT failure)",
                       *(f"COUNT({m}), AVG({m}), SUM(d{m} * d{m})" for m in metric_names)]
-        query = (f"WITH base AS (SELECT {', '.join(selected)} {self._source(index, conditions, bind)}), "
+        query = (f"WITH base AS MATERIALIZED (SELECT {', '.join(selected)} {self._source(index, conditions, bind)}), "
                  f"centred AS (SELECT {', '.join(['*', *deviations])} FROM base) "
                  f"SELECT {', '.join(aggregates)} FROM centred"
                  + (f" GROUP BY {', '.join(key_names)}" if key_names else ""))

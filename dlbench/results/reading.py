@@ -13,11 +13,12 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from dlbench.errors import RecordError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECORD_FILE = "record.json"  # the name dlbench.records writes
 # Records of the first schema, written before replicate_axes, fit_hash and digest, are read leniently: their start
@@ -214,7 +215,9 @@ def _run_fields(path: Path, record: dict[str, Any], axes: dict[str, list[Any]]) 
 
 def _solution_scores(path: Path, record: dict[str, Any], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Every score with one value per solution, flattened; scores per run or per latent are not indexed."""
-    from dlbench.summary import scalar_scores
+    import numpy as np
+
+    from dlbench.summary import scalar_scores  # loads numpy and torch: only when a record is (re)read
 
     try:
         scores = scalar_scores(record)
@@ -228,8 +231,8 @@ def _solution_scores(path: Path, record: dict[str, Any], shape: tuple[int, ...])
 
 
 def _failures(scores: dict[str, np.ndarray], count: int) -> tuple[str | None, ...]:
-    converged = scores.get(CONVERGED_SCORE, np.ones(count))
-    diverged = scores.get(DIVERGED_SCORE, np.full(count, -1.0))
+    converged = scores.get(CONVERGED_SCORE, [1.0] * count)
+    diverged = scores.get(DIVERGED_SCORE, [-1.0] * count)
     return tuple(NOT_CONVERGED if c == 0 else DIVERGED if d >= 0 else None for c, d in zip(converged, diverged))
 
 

@@ -3,9 +3,10 @@ count of known values, from arrays or combined exactly from the partial moments 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # (count of known values, their mean, their sum of squared deviations from it)
 Moments = tuple[int, float, float]
@@ -15,6 +16,8 @@ NO_VALUES: Moments = (0, 0.0, 0.0)
 def summary(values: np.ndarray | Sequence[float]) -> tuple[float, float, int]:
     """(mean, standard deviation with ddof = 0, count) of the known (non-NaN) values; NaNs and 0 when none is
     known."""
+    import numpy as np  # only the benchmark's baseline summarises arrays: `dlbench --help` never loads numpy
+
     known = np.asarray(values, dtype=float).ravel()
     known = known[~np.isnan(known)]
     if known.size == 0:

@@ -84,8 +84,9 @@ def test_an_axis_named_like_a_run_field_is_refused_and_steers_nothing(runs, caps
         record.update(run_id="axis-model-0123456789", fit_hash="0123456789",
                       solution_axes={"model": ["hijack"], **record["solution_axes"]})
         path = write_run(runs, {k: v for k, v in record.items() if k != "digest"}) / "record.json"
+    before = checksums(runs)
     code, out, err = results_command(capsys, runs, "--metrics", "sap", "--format", "csv")
-    assert code == 0
+    assert code == 0 and records_of(checksums(runs)) == records_of(before)
     assert [line for line in err if str(path) in line] == [
         f"warning: {path}: axis name 'model' is not accepted; expected letters, digits and '_', and none of the "
         "run fields and output columns (config_hash, dataset, failed, fit_hash, model, n, plugin, "
@@ -109,8 +110,9 @@ def test_thousands_of_scores_in_one_record_leave_the_others_alone(runs, capsys):
 def test_an_infinite_value_refuses_its_record_alone(runs, capsys, value):
     path = legacy_copy(runs, lambda r: None)
     path.write_text(path.read_text().replace("1e-13", value, 1))
+    before = checksums(runs)
     code, out, err = results_command(capsys, runs, "--metrics", "sap", "--include-unverified", "--format", "csv")
-    assert code == 0
+    assert code == 0 and records_of(checksums(runs)) == records_of(before)
     line = next(line for line in err if str(path) in line)
     assert "is not accepted" in line and ("out of range" in line or "finite" in line), line
     assert len(out.strip().splitlines()) == 1 + 2 and "inf" not in out
