@@ -1,6 +1,7 @@
 """`bench_results`: a grouped query over 10,000 solutions (1,000 with `quick`) answered from the SQLite index
-(already built; the call still checks every record's size and mtime) against re-reading, re-validating and
-flattening every JSON record, as a store without an index would. Both answers are compared before timing."""
+(already built; the call still hashes every record's bytes to see that none changed) against re-reading,
+re-validating and flattening every JSON record, as a store without an index would. Both answers are compared
+before timing."""
 from __future__ import annotations
 
 import tempfile
@@ -11,9 +12,9 @@ from typing import Any, Callable
 import numpy as np
 
 from dlbench.leaderboard.fixtures import deep_record, write_run
-from dlbench.leaderboard.stats import summary
 from dlbench.records import RECORD_FILE
 from dlbench.results import HEADLINE_METRICS, Results, load_record, open_index
+from dlbench.results.statistics import summary
 from dlbench.summary import scalar_scores
 
 BETAS, LAMBDAS, SEEDS = [1.0, 4.0, 8.0, 16.0, 32.0], [0.0, 2.0, 4.0, 6.0, 8.0], list(range(10))
@@ -46,7 +47,7 @@ def _from_records(result_dir: Path) -> dict[tuple[Any, ...], tuple[float, float,
     """The same answer from the JSON records alone: read and check each, flatten, filter, group."""
     values: dict[tuple[Any, ...], list[float]] = {}
     for path in sorted(result_dir.rglob(RECORD_FILE)):
-        record = load_record(path)
+        record, _ = load_record(path)
         axes = record["solution_axes"]
         scores = scalar_scores(record)
         for index in np.ndindex(*(len(labels) for labels in axes.values())):

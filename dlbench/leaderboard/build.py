@@ -1,5 +1,5 @@
 """`dlbench leaderboard RESULT_DIRS... --out leaderboard/`: README.md, index.html, figures/*.png and
-records/<run id>.json (byte-for-byte copies of the records it was built from, so it stands alone)."""
+records/<run id>/record.json (byte-for-byte copies of the records it was built from, so it stands alone)."""
 from __future__ import annotations
 
 import os
@@ -10,10 +10,13 @@ from typing import Sequence
 
 from dlbench import atomic_write
 from dlbench.errors import DlbenchError
-from dlbench.leaderboard import figures, tables
-from dlbench.leaderboard.render import LeaderboardContent, html_page, markdown
+from dlbench.leaderboard import figures
+from dlbench.leaderboard.markdown import markdown
+from dlbench.leaderboard.page import html_page
+from dlbench.leaderboard.render import LeaderboardContent
+from dlbench.leaderboard.tables import Ranking, Study, rankings, setting_rows, studies
 from dlbench.records import RECORD_FILE
-from dlbench.results import HEADLINE_METRICS, Results
+from dlbench.results import HEADLINE_METRICS, Results, RunInfo
 
 FIGURES_DIR, RECORDS_DIR = "figures", "records"
 
@@ -25,51 +28,68 @@ class BuiltLeaderboard:
     content: LeaderboardContent
 
 
-def _copy_record(run_dir: Path, target: Path) -> None:
-    source = run_dir / RECORD_FILE
-    atomic_write(target, lambda stream: stream.write(source.read_bytes()))
+def _copy_records(runs: dict[str, RunInfo], out_dir: Path) -> dict[str, Path]:
+    """Each run's record copied as RECORDS/<run id>/record.json: the leaderboard regenerates from those alone."""
+    copies = {}
+    for run_id, run in runs.items():
+        target = out_dir / RECORDS_DIR / run_id / RECORD_FILE
+        source = run.run_dir / RECORD_FILE
+        atomic_write(target, lambda stream, source=source: stream.write(source.read_bytes()))
+        copies[run_id] = target
+    return copies
+
+
+def _ranking_figures(ranked: Sequence[Ranking], figures_dir: Path) -> dict[str, figures.Figure]:
+    drawn = {}
+    for ranking in ranked:
+        if ranking.compares_models:
+            figure = figures.distributions(ranking, figures_dir / f"{ranking.slug}-distribution.png")
+            drawn[ranking.slug] = figure
+    return drawn
+
+
+def _run_figures(all_studies: Sequence[Study], figures_dir: Path,
+                 warnings: list[str]) -> list[tuple[str, list[Path], str]]:
+    """Each run's own figures, drawn by its model's plugin, with the scale of the run's study."""
+    found, seen = [], set()
+    for study in all_studies:
+        for run in study.runs:
+            if run.run_id in seen:
+                continue
+            seen.add(run.run_id)
+            try:
+                drawn = figures.registered_plots(run.model, run.run_id, run.run_dir, figures_dir)
+            except DlbenchError as exc:  # e.g. a record of an older schema the plugin's plot cannot read
+                warnings.append(f"{run.run_dir}: its model's plot was not drawn ({str(exc).splitlines()[0]})")
+                continue
+            if drawn:
+                found.append((run.run_id, drawn, study.scale.short()))
+    return found
 
 
 def build_leaderboard(result_dirs: Sequence[str | Path], out_dir: str | Path, rebuild: bool = False,
-                      embed_figures: bool = False) -> BuiltLeaderboard:
+                      embed_figures: bool = False, include_unverified: bool = False) -> BuiltLeaderboard:
     """Write the leaderboard of every record under `result_dirs` into `out_dir`. index.html links the figures
     beside it (each PNG is stored once), or with `embed_figures` carries them inside, as a page that travels alone."""
     out_dir = Path(out_dir)
-    with Results(result_dirs, rebuild=rebuild) as results:
-        metrics = [*HEADLINE_METRICS, *([tables.CONVERGENCE_SCORE] if tables.CONVERGENCE_SCORE in results.score_names
-                                        else [])]
-        solutions = results.solutions(metrics=metrics)
+    with Results(result_dirs, rebuild=rebuild, include_unverified=include_unverified) as results:
+        rows = setting_rows(results, list(HEADLINE_METRICS))
+        runs = results.runs()
         warnings = list(results.warnings)
-    rows = tables.setting_rows(solutions, metrics)
-    runs = {s.run_id: (s.model, s.run_dir) for s in solutions}
-    written: list[Path] = []
-    record_links = {}
-    for run_id, (_, run_dir) in runs.items():
-        # A run directory holding its record alone: the leaderboard regenerates from leaderboard/records.
-        target = out_dir / RECORDS_DIR / run_id / RECORD_FILE
-        _copy_record(run_dir, target)
-        written.append(target)
-        record_links[run_id] = f"{RECORDS_DIR}/{run_id}/{RECORD_FILE}"
-
+    all_studies = studies(rows, runs)
+    ranked = rankings(all_studies)
+    copies = _copy_records(runs, out_dir)
     figures_dir = out_dir / FIGURES_DIR
-    studies = tables.studies(rows)
-    study_figures = {study.slug: figures.study_figures(study, figures_dir) for study in studies}
-    written += [path for drawn in study_figures.values() for path in drawn.values()]
-    run_figures = []
-    for run_id, (model, run_dir) in runs.items():
-        try:
-            drawn = figures.registered_plots(model, run_id, run_dir, figures_dir)
-        except DlbenchError as exc:  # e.g. a record of an older schema the plugin's plot cannot read
-            warnings.append(f"{run_dir}: its model's plot was not drawn ({str(exc).splitlines()[0]})")
-            continue
-        if drawn:
-            run_figures.append((run_id, drawn))
-            written += drawn
-
+    study_figures = {study.slug: figures.study_figures(study, figures_dir) for study in all_studies}
+    ranking_figures = {slug: figure for slug, figure in _ranking_figures(ranked, figures_dir).items() if figure}
+    run_figures = _run_figures(all_studies, figures_dir, warnings)
     content = LeaderboardContent(
-        result_dirs=[Path(d) for d in result_dirs], record_count=len(runs), solution_count=len(solutions),
-        rankings=tables.rankings(rows), studies=studies, study_figures=study_figures, run_figures=run_figures,
-        record_links=record_links, warnings=warnings)
+        result_dirs=[Path(d) for d in result_dirs], record_count=len(runs), solution_count=sum(r.count for r in rows),
+        studies=all_studies, rankings=ranked, study_figures=study_figures, ranking_figures=ranking_figures,
+        run_figures=run_figures, record_links={run: f"{RECORDS_DIR}/{run}/{RECORD_FILE}" for run in copies},
+        warnings=warnings)
+    written = [*copies.values(), *(f.path for drawn in study_figures.values() for f in drawn),
+               *(f.path for f in ranking_figures.values()), *(p for _, paths, _ in run_figures for p in paths)]
     pages = (("README.md", markdown(content, out_dir)), ("index.html", html_page(content, out_dir, embed_figures)))
     for name, text in pages:
         atomic_write(out_dir / name, lambda stream, text=text: stream.write(text.encode()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dlbench.results.cli import add_record_arguments
+
 DEFAULT_OUT = "leaderboard"
 
 
@@ -15,11 +17,12 @@ def _print_warnings(warnings: list[str]) -> None:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from dlbench.leaderboard.build import build_leaderboard
 
-    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild, embed_figures=args.embed_figures)
+    built = build_leaderboard(args.result_dirs, args.out, rebuild=args.rebuild, embed_figures=args.embed_figures,
+                              include_unverified=args.include_unverified)
     _print_warnings(built.warnings)
     content = built.content
     print(f"leaderboard of {content.record_count} runs ({content.solution_count} solutions): "
-          f"{len(content.rankings)} rankings, {len(content.studies)} β × λ studies, "
+          f"{len(content.rankings)} rankings, {len(content.studies)} studies, "
           f"{sum(1 for p in built.written if p.suffix == '.png')} figures")
     print(f"written: {args.out}/README.md, {args.out}/index.html")
     return 0
@@ -28,10 +31,11 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from dlbench.leaderboard.report import write_paper_report
 
-    path, claims, warnings = write_paper_report(args.result_dirs, args.out, rebuild=args.rebuild)
+    path, judgements, warnings = write_paper_report(args.result_dirs, args.out, rebuild=args.rebuild,
+                                                    include_unverified=args.include_unverified)
     _print_warnings(warnings)
-    for claim in claims:
-        print(f"claim {claim.number}: {claim.verdict}: {claim.title}")
+    for judgement in judgements:
+        print(f"claim {judgement.claim.number}: {judgement.verdict}: {judgement.claim.title}")
     print(f"written: {path}")
     return 0
 
@@ -42,9 +46,8 @@ def add_commands(subparsers) -> None:
         description="Build the leaderboard of the run records under RESULT_DIRS: Markdown tables (README.md), one "
                     "static HTML page (index.html, linking figures/*.png, or carrying them with --embed-figures), "
                     "figures/*.png and copies of the records.")
-    leaderboard.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    add_record_arguments(leaderboard)
     leaderboard.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
-    leaderboard.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
     leaderboard.add_argument("--embed-figures", action="store_true",
                              help="carry the figures inside index.html (one file to send) instead of linking figures/")
     leaderboard.set_defaults(handler=_cmd_leaderboard)
@@ -54,7 +57,6 @@ def add_commands(subparsers) -> None:
     kinds = report.add_subparsers(dest="report", metavar="KIND", parser_class=type(report))
     kinds.required = True
     paper = kinds.add_parser("paper", help="each claim of the paper, the numbers measured and a verdict (paper.md)")
-    paper.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="directories holding run directories")
+    add_record_arguments(paper)
     paper.add_argument("--out", default=DEFAULT_OUT, help=f"output directory for paper.md (default: {DEFAULT_OUT})")
-    paper.add_argument("--rebuild", action="store_true", help="rebuild the results indexes from the records")
     paper.set_defaults(handler=_cmd_report)

@@ -19,7 +19,8 @@ def synthetic_record(*, model: str, dataset: str, source: str, solution_axes: Ma
                      replicate_axes: list[str], scores: Mapping[str, Any] | None = None,
                      exact: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None,
                      hyperparameters: Mapping[str, Any] | None = None, dataset_details: Mapping[str, Any] | None = None,
-                     seed: int = 0, distribution: str = "dlbench-fixture", version: str = "0.1.0") -> dict[str, Any]:
+                     seed: int = 0, distribution: str = "dlbench-fixture", version: str = "0.1.0",
+                     device: str = "cpu") -> dict[str, Any]:
     """A record (without its digest, which write_run adds) whose metrics hold `scores` ("metric.score" →
     array of the solution axes' shape), the model's `exact` scores and its `training` scores."""
     metrics: dict[str, Any] = {}
@@ -51,7 +52,7 @@ def synthetic_record(*, model: str, dataset: str, source: str, solution_axes: Ma
         "metrics_history": [],
         "timings": {"fit_seconds": 1.0, "evaluate_seconds": 1.0, "total_seconds": 2.0},
         "fit": {"seconds": 1.0, "segments": []},
-        "environment": {"python": "3", "device": "cpu"},
+        "environment": {"python": "3", "device": device, "packages": {"dlbench": "0.1.0", "torch": "2.13.0"}},
         "config_files": [],
         "bindings": [],
         "config": config,
@@ -68,18 +69,29 @@ def write_run(result_dir: str | Path, record: Mapping[str, Any]) -> Path:
 
 
 def deep_record(dataset: str, source: str, betas: list[float], lambdas: list[float], seeds: list[int],
-                scores: Mapping[str, np.ndarray], *, model: str = "lambda_beta_vae", training_steps: int = 200_000,
-                seed: int = 0) -> dict[str, Any]:
-    """A λβ-VAE-shaped record (axes beta × lambda × seed; seed the replicate axis). `scores` maps
-    "mig.mig", "sap_score.sap", "i_m.i_m" and "training.reconstruction" to arrays of that shape."""
+                scores: Mapping[str, np.ndarray], *, model: str = "lambda_beta_vae", beta_steps: int = 150_000,
+                training_steps: int = 50_000, seed: int = 0) -> dict[str, Any]:
+    """A λβ-VAE-shaped record (axes beta × lambda × seed; seed the replicate axis; by default the paper's steps).
+    `scores` maps "mig.mig", "sap_score.sap", "i_m.i_m" and "training.reconstruction" to arrays of that shape."""
+    return zoo_record(model, dataset, source, {"beta": betas, "lambda": lambdas}, seeds, scores,
+                      training_steps=training_steps, seed=seed, hyperparameters={"beta_steps": beta_steps})
+
+
+def zoo_record(model: str, dataset: str, source: str, settings: Mapping[str, list[Any]], seeds: list[int],
+               scores: Mapping[str, np.ndarray], *, training_steps: int = 300_000, seed: int = 0,
+               hyperparameters: Mapping[str, Any] | None = None, device: str = "cpu") -> dict[str, Any]:
+    """A record of any deep model: its own setting axes (e.g. factor_vae's {"gamma": [...]}) then seed, the
+    replicate axis; its grid is in its hyperparameters under the axes' plural names, as the plugins keep it.
+    `scores` maps "metric.score" (and "training.<score>") to arrays of the axes' shape."""
     registered = {name: values for name, values in scores.items() if not name.startswith(f"{TRAINING_SCORES}.")}
     training = {name.split(".", 1)[1]: values for name, values in scores.items()
                 if name.startswith(f"{TRAINING_SCORES}.")}
+    grid = {f"{name}s": list(values) for name, values in settings.items()}
     return synthetic_record(
         model=model, dataset=dataset, source=source, seed=seed, replicate_axes=["seed"],
-        solution_axes={"beta": betas, "lambda": lambdas, "seed": seeds}, scores=registered, training=training,
-        hyperparameters={"betas": betas, "lambdas": lambdas, "seeds": seeds, "training_steps": training_steps,
-                         "num_latent": 10, "batch_size": 64},
+        solution_axes={**settings, "seed": seeds}, scores=registered, training=training, device=device,
+        hyperparameters={**grid, "seeds": seeds, "training_steps": training_steps, "num_latent": 10,
+                         "batch_size": 64, **(hyperparameters or {})},
         dataset_details={"num_observations": 1000 if source != "official" else 480000})
 
 

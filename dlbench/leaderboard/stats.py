@@ -1,34 +1,17 @@
-"""The leaderboard's arithmetic as pure functions on arrays: summaries over replicates, ranks, percent
-change, the Pareto front and the augmented Tchebycheff pick (deep-protocol.md, "Post-processing").
-NaN marks an unknown value everywhere; nothing here reads files or draws."""
+"""The leaderboard's arithmetic as pure functions on arrays: ranks, percent change, the Pareto front and the
+augmented Tchebycheff pick (deep-protocol.md, "Post-processing"), and Welch's test of a difference between two
+settings' means over their replicates. NaN marks an unknown value everywhere; nothing here reads files or draws."""
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+import math
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 # The weights the authors report the Tchebycheff pick for.
 TCHEBYCHEFF_WEIGHTS = (0.1, 0.5, 0.9)
 # The augmentation term's coefficient in the authors' formula.
 TCHEBYCHEFF_AUGMENTATION = 0.001
-
-
-def summary(values: np.ndarray | Sequence[float]) -> tuple[float, float, int]:
-    """(mean, standard deviation with ddof = 0, count) of the known (non-NaN) values; NaNs and 0 when
-    none is known."""
-    known = np.asarray(values, dtype=float).ravel()
-    known = known[~np.isnan(known)]
-    if known.size == 0:
-        return float("nan"), float("nan"), 0
-    return float(known.mean()), float(known.std()), int(known.size)
-
-
-def group_summaries(keys: list[Hashable], values: np.ndarray) -> dict[Hashable, tuple[float, float, int]]:
-    """summary() of the values sharing each key, keyed in order of first appearance."""
-    groups: dict[Hashable, list[float]] = {}
-    for key, value in zip(keys, np.asarray(values, dtype=float)):
-        groups.setdefault(key, []).append(value)
-    return {key: summary(np.array(group)) for key, group in groups.items()}
 
 
 def ranks(means: np.ndarray, higher_is_better: bool) -> np.ndarray:
@@ -50,6 +33,17 @@ def percent_change(means: np.ndarray, baseline: float) -> np.ndarray:
     if not np.isfinite(baseline) or baseline == 0:
         return np.full(means.shape, np.nan)
     return 100.0 * (means - baseline) / abs(baseline)
+
+
+def change_from(means: np.ndarray, baseline: float) -> tuple[np.ndarray, bool]:
+    """Each mean's change from `baseline` and whether it is a percent change: percent only where the baseline and
+    every known mean are positive (a ratio of positive quantities means something), the absolute difference
+    otherwise (a negative log-likelihood, say)."""
+    means = np.asarray(means, dtype=float)
+    known = means[~np.isnan(means)]
+    if np.isfinite(baseline) and baseline > 0 and (known > 0).all():
+        return percent_change(means, baseline), True
+    return means - baseline, False
 
 
 def pareto_front(costs: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -92,3 +86,20 @@ def tchebycheff_pick(costs: np.ndarray, gains: np.ndarray, weight: float) -> int
     if np.isnan(scores).all():
         return None
     return int(np.nanargmin(scores))
+
+
+def welch_test(first: tuple[float, float, int], second: tuple[float, float, int]) -> tuple[float, float, float]:
+    """Welch's two-sample t-test from each sample's (mean, standard deviation with ddof = 0, count): (t, degrees
+    of freedom by Welch–Satterthwaite, two-sided p). Both samples need two values or more; where neither varies,
+    any difference of the means is certain (p = 0) and no difference is none (p = 1)."""
+    (mean_a, std_a, count_a), (mean_b, std_b, count_b) = first, second
+    if min(count_a, count_b) < 2:
+        raise ValueError("Welch's test needs at least two values in each sample")
+    var_a, var_b = (std ** 2 * count / (count - 1) / count for std, count in ((std_a, count_a), (std_b, count_b)))
+    spread = var_a + var_b  # the squared standard error of the difference
+    difference = mean_a - mean_b
+    if spread == 0:
+        return (math.copysign(math.inf, difference) if difference else 0.0), math.nan, float(difference == 0)
+    t = difference / math.sqrt(spread)
+    df = spread ** 2 / (var_a ** 2 / (count_a - 1) + var_b ** 2 / (count_b - 1))
+    return t, df, float(2 * scipy_stats.t.sf(abs(t), df))
