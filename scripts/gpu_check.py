@@ -260,6 +260,10 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
 
 
+def _ratio(value) -> str:
+    return f"{value:.2f}x" if isinstance(value, (int, float)) else str(value)
+
+
 def summary(report: dict) -> str:
     """The readable summary: what ran where, each part's outcome, the tests, and every benchmark row."""
     checkout = report["checkout"]
@@ -283,7 +287,7 @@ def summary(report: dict) -> str:
             lines += ["", f"{part['name']}:", *["  " + line for line in _table(
                 ["benchmark", "ours_s", "baseline_s", "speedup", "note"],
                 [[row.get("name", "?"), _number(row.get("seconds")), _number(row.get("baseline_seconds")),
-                  f"{_number(row.get('ratio'))}x", row.get("note", "")] for row in part["rows"]])]]
+                  _ratio(row.get("ratio")), row.get("note", "")] for row in part["rows"]])]]
     return "\n".join(lines) + "\n"
 
 
