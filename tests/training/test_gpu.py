@@ -13,6 +13,7 @@ import torch
 from dlbench import FitContext, create_dataset
 from dlbench.training import StepBatch, TrainingPlan, train_stack
 from dlbench.training.memory import choose_stack_width
+from dlbench.training.noise import NoiseStreams
 from dlbench_deep_vae.models.lambda_beta_vae import LambdaBetaVAE
 from dlbench_deep_vae.problem import VAEProblem
 
@@ -50,9 +51,11 @@ def train_on_fixed_batches(device, steps: int, num_solutions: int = 2, batch_siz
     solutions = list(range(num_solutions))
     network = vae.build(solutions).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
-    noise = [torch.Generator().manual_seed(100 + s) for s in solutions]  # CPU streams: StepBatch moves the draws
+    # CPU streams: the draws are moved to the device.
+    noise = NoiseStreams([torch.Generator().manual_seed(100 + s) for s in solutions], torch.device(device))
     losses = []
     for step in range(steps):
+        noise.begin_step(step)
         batch = StepBatch(observations[step].to(device), torch.tensor(step, device=device), solutions, noise)
         total = vae.loss_terms(network, batch)["total"]
         optimizer.zero_grad(set_to_none=True)
