@@ -11,6 +11,7 @@ import torch
 
 from dlbench.errors import ResourceError
 from dlbench.resources import USABLE_SHARE, available_bytes
+from dlbench.training.noise import NoiseStreams
 from dlbench.training.problem import StepBatch
 from dlbench.training.seeds import PROBE, derived_seed
 
@@ -36,8 +37,9 @@ def bytes_per_solution(problem, plan, dataset, device: torch.device) -> int:
     generator = torch.Generator(device=dataset.device).manual_seed(derived_seed(plan.seeds[0], PROBE))
     indices = torch.randint(len(dataset), (plan.batch_size,), generator=generator, device=dataset.device)
     observations = dataset.observations_from_factors(dataset.factors_from_indices(indices)).unsqueeze(0)
-    batch = StepBatch(observations.to(device), torch.zeros((), dtype=torch.int64, device=device), [0],
-                      [torch.Generator(device=device).manual_seed(0)])
+    noise = NoiseStreams([torch.Generator(device=device).manual_seed(0)], device, block_steps=1)
+    noise.begin_step(0)
+    batch = StepBatch(observations.to(device), torch.zeros((), dtype=torch.int64, device=device), [0], noise)
     with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
         problem.loss_terms(network, batch)
     return int(4 * parameter_bytes + ACTIVATION_HEADROOM * saved_bytes)
