@@ -128,7 +128,10 @@ class TrainingStack:
             kept = torch.where(self.frozen, torch.zeros_like(objective), objective)
             grads = torch.autograd.grad(kept.sum(), parameters, retain_graph=index < len(objectives) - 1,
                                         allow_unused=True)
-            gradients.append([torch.where(self._frozen_view(g), 0.0, g) if g is not None else None for g in grads])
+            # Contiguous: the fused optimisers index a gradient as if laid out like its parameter (a channels-last
+            # gradient of a grouped convolution was applied to the wrong weights).
+            gradients.append([torch.where(self._frozen_view(g), 0.0, g).contiguous() if g is not None else None
+                              for g in grads])
         return gradients
 
     def _frozen_view(self, tensor: torch.Tensor) -> torch.Tensor:
