@@ -83,8 +83,13 @@ def _cmd_evaluate(args) -> int:
     plugins = get_plugins()
     plugins.require_no_conflicts()
     allowed = set(plugins.metrics.names()) | {config.EVALUATION_CONFIGURABLE}
+    configurables = evaluation.registered_configurables(plugins) | set(config.CORE_CONFIGURABLES)
     for binding in args.gin_param:
         for statement in config.binding_statements(binding, f"binding {binding!r}"):
+            if statement.selector not in configurables:
+                raise ConfigError(f"binding {binding!r} is not accepted: {statement.selector!r} is not a configurable "
+                                  "(see 'dlbench list configurables'); evaluate takes metric bindings only (e.g. "
+                                  "'mig.num_train = 5000')")
             if statement.selector not in allowed:
                 raise ConfigError(f"binding {binding!r} is not accepted: it would change the trained model; evaluate "
                                   "takes metric bindings only (e.g. 'mig.num_train = 5000'); run the config again "
@@ -194,12 +199,15 @@ def _cmd_bench(args) -> int:
     from dlbench.summary import format_table
 
     registry = get_plugins().benchmarks
-    names = sorted({n for pattern in args.names or ["*"] for n in registry.names(pattern)})
-    if not names:
-        registry.get(args.names[0])  # raises, listing what there is
+    names: set[str] = set()
+    for pattern in args.names or ["*"]:  # every name is checked before any benchmark runs
+        matched = registry.names(pattern)
+        if not matched:
+            registry.get(pattern)  # raises, naming it and listing what there is
+        names.update(matched)
     headers = ["benchmark", "ours_s", "baseline_s", "speedup", "note"]
     rows = []
-    for name in names:
+    for name in sorted(names):
         for result in registry.get(name).factory(quick=args.quick):
             rows.append([result["name"], result["seconds"], result["baseline_seconds"], f"{result['ratio']:.1f}x",
                          result.get("note", "")])
