@@ -22,7 +22,8 @@ def test_run_writes_a_complete_record(tmp_path, tiny_linear_gin, capsys):
     printed = capsys.readouterr().out
     run_dir = run_dir_of(out)
     record = json.loads((run_dir / "record.json").read_text())
-    assert record["schema"] == "dlbench.run/2"
+    assert record["schema"] == "dlbench.run/3"
+    assert record["state_digest"] == records.file_digest(run_dir / "state.npz")  # the state is bound to its record
     assert record["model"]["name"] == "linear_gaussian_vae"
     assert record["model"]["distribution"] == "dlbench-linear-gaussian"
     assert record["model"]["hyperparameters"]["betas"] == [1.0, 4.0]
