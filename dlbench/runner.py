@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import torch
 
 import gin
-from dlbench import config, evaluation, records
+from dlbench import config, evaluation, records, resources
 from dlbench.atomic import atomic_write_json, atomic_write_text
 from dlbench.errors import ConfigError, DlbenchError, PluginFailure
 from dlbench.fitting import FitContext
@@ -165,9 +165,12 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
     except KeyboardInterrupt:
         segments.save("interrupted")
         raise
-    except (DlbenchError, MemoryError):
+    except DlbenchError:
         raise  # a refused request (a bad checkpoint, too large a stack) made no progress worth a segment
     except Exception as exc:  # the plugin's own code failed: say whose, and keep what it wrote
+        if resources.is_out_of_memory(exc):  # not the plugin's failure: the request is larger than the device
+            raise resources.out_of_memory_refusal(exc, f"the fit of model {registration.name!r}", device,
+                                                  _size_settings(registration.name, training)) from exc
         segments.save("failed")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PluginFailure(f"model {registration.name!r} (plugin {registration.plugin} {registration.version}) "
@@ -179,6 +182,15 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
     # training settings, so a run resumed at evaluation must not ask it again.
     return segments.save("finished", telemetry=context.telemetry, hyperparameters=model.hyperparameters(),
                          model_scores=_model_scores(model), state_digest=digest)
+
+
+def _size_settings(model_name: str, training: config.TrainingSettings) -> str:
+    """The settings that size a fit, as bound: the model's own and the core's training settings."""
+    bound = [f"{name} = {value!r}" for name, value in training.given().items()
+             if name in ("encoder.num_latent", "model.batch_size")]
+    own = config.bindings_of(gin.config_str(), model_name)
+    bound += [f"{model_name}.{name} = {value}" for name, value in own.items()]
+    return ", ".join(bound) or f"the settings of {model_name}"
 
 
 def _model_scores(model) -> dict[str, Any]:
