@@ -543,3 +543,21 @@ def test_running_out_of_memory_during_a_fit_is_a_refusal_naming_what_was_asked(w
     assert "; make it smaller: linear_gaussian_vae.betas = [1, 4], " in err and "num_starts = 2" in err, err
     assert ("one allocation of" in err) == (not isinstance(failure, MemoryError))
     assert not list((world / "other_runs").iterdir())
+
+
+def test_a_run_resumed_at_its_scoring_refuses_a_state_file_that_is_not_its_fits(world, capsys, monkeypatch):
+    from dlbench import evaluation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = evaluation.evaluate_metrics
+    monkeypatch.setattr(evaluation, "evaluate_metrics", interrupted)  # the fit is finished, its scoring is not
+    assert main(["run", str(world / "tiny.gin"), "--out", str(world / "fresh"), "--quiet", "--seed", "5"]) == 130
+    monkeypatch.setattr(evaluation, "evaluate_metrics", real)
+    capsys.readouterr()
+    (partial,) = (world / "fresh").glob("*.partial")
+    another_runs_state(partial)
+    err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "fresh", "--quiet", "--seed", "5"],
+                                  world, capsys, NOT_ITS_STATE)
+    assert f"{partial / records.STATE_FILE} does not match the state digest in {partial / 'fit.json'}" in err
