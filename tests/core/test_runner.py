@@ -121,6 +121,28 @@ def test_a_run_interrupted_after_its_fit_resumes_at_evaluation_with_the_same_rec
     assert resumed.record["model"]["hyperparameters"]["max_half_steps"] == 600
 
 
+def test_a_finished_fit_whose_fit_json_holds_no_state_digest_is_fitted_again_from_its_checkpoints(
+        tmp_path, tiny_linear_gin, monkeypatch):
+    """A partial run left by a dlbench before state digests: its state.npz is bound to nothing, so it is not used."""
+    from dlbench import evaluation
+    from dlbench.runner import FIT_FILE
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "evaluate_metrics", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment([tiny_linear_gin], out_dir=tmp_path, progress=False)
+    (partial,) = tmp_path.glob("*.partial")
+    fit = json.loads((partial / FIT_FILE).read_text())
+    del fit["state_digest"]
+    (partial / FIT_FILE).write_text(json.dumps(fit))
+    resumed = run_experiment([tiny_linear_gin], out_dir=tmp_path, progress=False)
+    assert [segment["outcome"] for segment in resumed.record["fit"]["segments"]] == ["finished", "finished"]
+    assert resumed.record["state_digest"] == records.file_digest(resumed.run_dir / "state.npz")
+
+
 @pytest.mark.parametrize("binding, listed", [
     ("model.name = 'no_such_model'",
      "unknown model 'no_such_model'; available: beta_vae, lambda_beta_vae, linear_gaussian_vae"),
