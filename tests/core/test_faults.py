@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_one_line_failure
+from cli_helpers import assert_one_line_failure, tiny_deep_gin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -443,28 +443,13 @@ def test_a_cache_directory_that_is_a_file(world, capsys):
 
 # What the third fault trial found ----------------------------------------------------------------------------
 
-DEEP = """
-dataset.name = "dsprites"
-dataset.source = "procedural"
-dsprites.factor_sizes = [1, 3, 2, 4, 6, 6]
-model.name = "lambda_beta_vae"
-model.batch_size = 8
-model.training_steps = 2
-encoder.num_latent = 3
-lambda_beta_vae.beta_steps = 2
-lambda_beta_vae.betas = [4]
-lambda_beta_vae.lambdas = [2]
-lambda_beta_vae.seeds = [0]
-evaluation.metrics = []
-"""
-
 
 @pytest.mark.parametrize("cache_dir, expected", [
     ("a_file", "a_file is a file; expected a writable directory"),
     ("a_file/under", "a_file is a file; expected a writable directory"),
 ])
 def test_an_unusable_stage_cache_is_refused_before_training(world, capsys, monkeypatch, cache_dir, expected):
-    (world / "deep.gin").write_text(DEEP)
+    (world / "deep.gin").write_text(tiny_deep_gin(betas=[4], steps=2))
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(world / cache_dir))
     err = assert_one_line_failure(["run", world / "deep.gin", "--out", world / "deep_runs", "--quiet"], world, capsys,
                                   expected)

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from cli_helpers import tiny_deep_gin
 
 from dlbench.errors import ConfigError
 from dlbench.training.cache import SolutionCache
@@ -139,21 +140,6 @@ def test_a_read_only_cache_directory_is_refused(tmp_path):
         locked.chmod(0o700)
 
 
-# Two β stages of three steps on the dSprites stand-in, each continued at one λ.
-TWO_BETA_STAGES = """
-dataset.name = "dsprites"
-dataset.source = "procedural"
-dsprites.factor_sizes = [1, 3, 2, 4, 6, 6]
-model.name = "lambda_beta_vae"
-model.batch_size = 8
-model.training_steps = 3
-encoder.num_latent = 3
-lambda_beta_vae.beta_steps = 3
-lambda_beta_vae.betas = [1, 8]
-lambda_beta_vae.lambdas = [2]
-lambda_beta_vae.seeds = [0]
-evaluation.metrics = []
-"""
 
 
 def test_a_run_retrains_a_beta_stage_whose_cached_entry_has_one_bit_flipped(tmp_path, monkeypatch, capsys):
@@ -162,7 +148,7 @@ def test_a_run_retrains_a_beta_stage_whose_cached_entry_has_one_bit_flipped(tmp_
 
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
     config = tmp_path / "lbvae.gin"
-    config.write_text(TWO_BETA_STAGES)
+    config.write_text(tiny_deep_gin(betas=[1, 8], steps=3))
 
     def beta_stages(out: str) -> dict:
         assert main(["run", str(config), "--out", str(tmp_path / out), "--quiet"]) == 0
