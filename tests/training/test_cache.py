@@ -142,13 +142,14 @@ def test_a_read_only_cache_directory_is_refused(tmp_path):
 
 
 
-def test_a_run_retrains_a_beta_stage_whose_cached_entry_has_one_bit_flipped(tmp_path, monkeypatch, capsys):
+def test_a_run_retrains_the_beta_stages_whose_cached_entries_have_a_bit_flipped_or_are_empty(tmp_path, monkeypatch,
+                                                                                              capsys):
     from dlbench import records
     from dlbench.cli import main
 
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
     config = tmp_path / "lbvae.gin"
-    config.write_text(tiny_deep_gin(betas=[1, 8], steps=3))
+    config.write_text(tiny_deep_gin(betas=[1, 8], steps=2))
 
     def beta_stages(out: str) -> dict:
         assert main(["run", str(config), "--out", str(tmp_path / out), "--quiet"]) == 0
@@ -157,14 +158,15 @@ def test_a_run_retrains_a_beta_stage_whose_cached_entry_has_one_bit_flipped(tmp_
 
     first = beta_stages("first")
     assert len(first["trained"]) == 2 and not first["reused"]
-    entries = sorted((tmp_path / "cache").rglob("*.pt"))
-    assert len(entries) == 2
-    flip_one_bit_of_the_first_weight(entries[0])
+    flipped, emptied = sorted((tmp_path / "cache").rglob("*.pt"))
+    flip_one_bit_of_the_first_weight(flipped)
+    emptied.write_bytes(b"")
     capsys.readouterr()
     again = beta_stages("again")
-    assert len(again["trained"]) == 1 and len(again["reused"]) == 1
+    assert len(again["trained"]) == 2 and not again["reused"]
     err = capsys.readouterr().err
-    assert f"cached solution {entries[0]} does not match its digest" in err, err
+    assert f"cached solution {flipped} does not match its digest" in err, err
+    assert f"cached solution {emptied} is unreadable" in err and err.count("\n") == 2, err
 
 
 def flip_one_bit_of_the_first_weight(path) -> None:
