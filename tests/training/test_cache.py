@@ -151,18 +151,18 @@ def test_a_run_retrains_the_beta_stages_whose_cached_entries_have_a_bit_flipped_
     config = tmp_path / "lbvae.gin"
     config.write_text(tiny_deep_gin(betas=[1, 8], steps=2))
 
-    def beta_stages(out: str) -> dict:
+    def stages(out: str) -> dict:
         assert main(["run", str(config), "--out", str(tmp_path / out), "--quiet"]) == 0
         (run_dir,) = [p for p in (tmp_path / out).iterdir() if p.is_dir()]
-        return records.read_record(run_dir)["fit"]["notes"]["beta_stages"]
+        return records.read_record(run_dir)["fit"]["notes"]["stages"]
 
-    first = beta_stages("first")
+    first = stages("first")
     assert len(first["trained"]) == 2 and not first["reused"]
     flipped, emptied = sorted((tmp_path / "cache").rglob("*.pt"))
     flip_one_bit_of_the_first_weight(flipped)
     emptied.write_bytes(b"")
     capsys.readouterr()
-    again = beta_stages("again")
+    again = stages("again")
     assert len(again["trained"]) == 2 and not again["reused"]
     err = capsys.readouterr().err
     assert f"cached solution {flipped} does not match its digest" in err, err
