@@ -45,8 +45,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         full = _no_space_error(exc)
         if full is None:
             raise
-        raise ResourceError(f"{path}: {full.strerror or 'no space left'} on the file system at {_mount_point(path)} "
-                            f"({_free_space(path)} free); free some space there or choose another location") from exc
+        raise ResourceError(f"{path}: {full.strerror or 'no space left'} (the file system at {_mount_point(path)}, "
+                            f"{_free_space(path)} free without this file); free some space there or choose another "
+                            "location") from exc
 
 
 def _no_space_error(exc: BaseException) -> OSError | None:

@@ -142,7 +142,7 @@ def test_a_full_disk_names_the_file_and_its_file_system_and_leaves_nothing_half_
                                                                                         file_name):
     fill_the_disk_while_writing(monkeypatch, file_name)
     err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "other_runs", "--quiet"], world,
-                                  capsys, "No space left on device on the file system at ")
+                                  capsys, "No space left on device (the file system at ")
     assert f"{file_name}: No space left" in err and "free some space there or choose another location" in err
     assert not list((world / "other_runs").rglob(records.RECORD_FILE))
     assert not list((world / "other_runs").rglob("*.tmp"))
