@@ -145,7 +145,8 @@ def test_a_finished_fit_whose_fit_json_holds_no_state_digest_is_fitted_again_fro
 
 @pytest.mark.parametrize("binding, listed", [
     ("model.name = 'no_such_model'",
-     "unknown model 'no_such_model'; available: beta_vae, lambda_beta_vae, linear_gaussian_vae"),
+     "unknown model 'no_such_model'; available: annealed_vae, beta_tc_vae, beta_vae, dip_vae_i, dip_vae_ii, "
+     "factor_vae, lambda_beta_vae, linear_gaussian_vae"),
     ("dataset.name = 'no_such_data'", "unknown dataset 'no_such_data'; available: "),
     ("evaluation.metrics = ['no_such_metric']", "unknown metric 'no_such_metric'; available: "),
 ])
