@@ -33,6 +33,7 @@ _LAZY_NAMES = {
     "matched_information": "dlbench.metrics.mi_matching", "top_two_gap": "dlbench.metrics.base",
     "create_dataset": "dlbench.plugins", "create_metric": "dlbench.plugins", "create_model": "dlbench.plugins",
     "load_state": "dlbench.records", "read_record": "dlbench.records", "save_state": "dlbench.records",
+    "load_run_state": "dlbench.records",
     "check_state_entry": "dlbench.records", "StateMismatchError": "dlbench.records",
     "load_run": "dlbench.evaluation", "PLUGIN_API": "dlbench.contract",
 }

@@ -83,8 +83,13 @@ def _cmd_evaluate(args) -> int:
     plugins = get_plugins()
     plugins.require_no_conflicts()
     allowed = set(plugins.metrics.names()) | {config.EVALUATION_CONFIGURABLE}
+    configurables = evaluation.registered_configurables(plugins) | set(config.CORE_CONFIGURABLES)
     for binding in args.gin_param:
         for statement in config.binding_statements(binding, f"binding {binding!r}"):
+            if statement.selector not in configurables:
+                raise ConfigError(f"binding {binding!r} is not accepted: {statement.selector!r} is not a configurable "
+                                  "(see 'dlbench list configurables'); evaluate takes metric bindings only (e.g. "
+                                  "'mig.num_train = 5000')")
             if statement.selector not in allowed:
                 raise ConfigError(f"binding {binding!r} is not accepted: it would change the trained model; evaluate "
                                   "takes metric bindings only (e.g. 'mig.num_train = 5000'); run the config again "
@@ -168,24 +173,57 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _draw(run_dir: Path, out_dir: Path | None) -> None:
+def _draw(run_dir: Path, out_dir: Path | None, record_only: bool = False) -> None:
+    """Draw a finished run's figures once everything they are drawn from is checked: the record, the figure
+    directory, and the state file (bound to the record by its digest; a missing one only with `record_only`)."""
     from dlbench.evaluation import load_record
     from dlbench.plugins import get_plugins
 
-    model_name = load_record(run_dir)["model"]["name"]
+    record = load_record(run_dir)
+    model_name = record["model"]["name"]
     plots = get_plugins().plots
     if model_name not in plots:
         raise ConfigError(f"no plugin draws figures for model {model_name!r}; models with figures: "
                           f"{', '.join(plots.names()) or 'none'}")
     out = Path(out_dir) if out_dir else Path(run_dir) / "figures"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; expected a directory for the figures")
+    _check_figure_dir(out)
+    _check_state_for_figures(Path(run_dir), record, record_only)
     for path in plots.get(model_name).factory(Path(run_dir), out):
         print(f"figure: {path}")
 
 
+def _check_figure_dir(out: Path) -> None:
+    """Figures go to a directory of their own, never among run records."""
+    from dlbench.records import RECORD_FILE
+
+    expected = "expected a directory for the figures (default: RUN_DIR/figures)"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; {expected}")
+    if (out / RECORD_FILE).is_file():
+        raise ConfigError(f"--out {str(out)!r} is a run directory (it holds {RECORD_FILE}); {expected}")
+    if out.is_dir() and any((child / RECORD_FILE).is_file() for child in out.iterdir()):
+        raise ConfigError(f"--out {str(out)!r} is a results directory (it holds run directories); {expected}")
+
+
+def _check_state_for_figures(run_dir: Path, record: dict, record_only: bool) -> None:
+    """The state file the figures of the fitted model are drawn from: verified against the record's digest before
+    any figure is drawn; a missing one refused unless only the figures the record holds are asked for."""
+    from dlbench import records
+    from dlbench.errors import RecordError
+
+    state_file, record_file = run_dir / records.STATE_FILE, run_dir / records.RECORD_FILE
+    if state_file.is_file():
+        digest = records.bound_state_digest(record, str(record_file))
+        if digest is not None:  # a record of the older schema: its model's plot says the state is unverified
+            records.check_bound_state(state_file, record_file, digest)
+    elif records.STATE_FILE in record["files"] and not record_only:
+        raise RecordError(f"{state_file} is missing (its record lists it), so the figures drawn from the fitted model "
+                          "would be left out; restore it, or add --record-only to draw only the figures drawn from "
+                          "the record")
+
+
 def _cmd_plot(args) -> int:
-    _draw(Path(args.run_dir), args.out)
+    _draw(Path(args.run_dir), args.out, args.record_only)
     return 0
 
 
@@ -194,12 +232,15 @@ def _cmd_bench(args) -> int:
     from dlbench.summary import format_table
 
     registry = get_plugins().benchmarks
-    names = sorted({n for pattern in args.names or ["*"] for n in registry.names(pattern)})
-    if not names:
-        registry.get(args.names[0])  # raises, listing what there is
+    names: set[str] = set()
+    for pattern in args.names or ["*"]:  # every name is checked before any benchmark runs
+        matched = registry.names(pattern)
+        if not matched:
+            registry.get(pattern)  # raises, naming it and listing what there is
+        names.update(matched)
     headers = ["benchmark", "ours_s", "baseline_s", "speedup", "note"]
     rows = []
-    for name in names:
+    for name in sorted(names):
         for result in registry.get(name).factory(quick=args.quick):
             rows.append([result["name"], result["seconds"], result["baseline_seconds"], f"{result['ratio']:.1f}x",
                          result.get("note", "")])
@@ -262,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="draw the figures of a finished run")
     plot.add_argument("run_dir")
     plot.add_argument("--out", help="directory for the PNG files (default: RUN_DIR/figures)")
+    plot.add_argument("--record-only", action="store_true", help="where the run's state.npz is missing, draw only "
+                      "the figures its record holds (without it, such a run is refused)")
     plot.set_defaults(handler=_cmd_plot)
 
     bench = commands.add_parser("bench", help="speed against naive baselines, as ratios")

@@ -138,9 +138,10 @@ def update_record(run_dir: Path, results: dict[str, Any], config_text: str | Non
     return records.write_record(run_dir, merged_record(run_dir, results, config_text))
 
 
-def restore_state(model: Model, state_file: Path, device: torch.device) -> None:
-    """Load a state file into the model; a file the model refuses, or that breaks it, is named in one line."""
-    state = records.load_state(state_file, device)
+def restore_state(model: Model, state_file: Path, device: torch.device, owner: Path, digest: str | None) -> None:
+    """Load a state file into the model once it matches the digest `owner` (its record, or a partial run's fit.json)
+    holds of it; a file that does not, that the model refuses, or that breaks it, is named in one line."""
+    state = records.load_bound_state(state_file, owner, digest, device)
     try:
         model.load_state_dict(state)
     except DlbenchError as exc:
@@ -193,5 +194,7 @@ def load_run(run_dir: str | Path, device: str = "auto", bindings: Sequence[str] 
     torch_device = resolve_device(device)
     dataset = build_dataset(plugins, experiment, torch_device)
     model = build_model(plugins, experiment)
-    restore_state(model, run_dir / records.STATE_FILE, torch_device)
+    record_file = run_dir / records.RECORD_FILE
+    restore_state(model, run_dir / records.STATE_FILE, torch_device, record_file,
+                  records.bound_state_digest(record, str(record_file)))
     return record, model, dataset

@@ -59,6 +59,19 @@ class RunOutcome:
         return cls(request.plan_id, FAILED, worker or _this_worker(), message=message)
 
 
+async def _scheduler_identity(address: str, timeout: float) -> object:
+    """What the server at `address` says it is, asked over Dask's own protocol (with the configured security)."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
 def _this_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -203,21 +216,38 @@ class DaskExecutor:
     retried on another worker, and resumes from the run's checkpoints; config files and the output directory must
     be on a file system every worker sees."""
     scheduler: str
-    connect_timeout: str = "20s"
+    connect_timeout: float = 5.0  # seconds: an address where no scheduler answers is refused within about this
 
     @property
     def description(self) -> str:
         return f"on the Dask cluster at {self.scheduler}"
 
+    def _refused(self, reason: str) -> ConfigError:
+        return ConfigError(f"--scheduler {self.scheduler!r}: no Dask scheduler answered there ({reason}); expected "
+                           "the address of a running scheduler, e.g. tcp://127.0.0.1:8786")
+
     def connect(self):
+        """A client of the scheduler, made only once the address answered as a Dask scheduler: a Client made for
+        anything else (a bad address, a port where some other server answers) hangs, then fails as it is closed."""
+        import asyncio
+
         from distributed import Client
 
         try:
+            identity = asyncio.run(asyncio.wait_for(_scheduler_identity(self.scheduler, self.connect_timeout),
+                                                    self.connect_timeout + 1))
+        except asyncio.TimeoutError:
+            raise self._refused(f"no answer within {self.connect_timeout:g} s") from None
+        except MemoryError:  # the first bytes of another protocol's reply, read as the size of a Dask frame
+            raise self._refused("what answered does not speak Dask's protocol") from None
+        except Exception as exc:  # whatever is there (nothing, an HTTP server, a bad address) is no scheduler
+            raise self._refused(_first_line(exc)) from None
+        if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+            raise self._refused(f"what answered is not a scheduler: {str(identity)[:80]}")
+        try:
             return Client(self.scheduler, timeout=self.connect_timeout, set_as_default=False)
         except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"--scheduler {self.scheduler!r}: no Dask scheduler answered there "
-                              f"({_first_line(exc)}); expected the address of a running scheduler, e.g. "
-                              "tcp://127.0.0.1:8786") from None
+            raise self._refused(_first_line(exc)) from None
 
     def run(self, requests: Iterable[RunRequest]) -> Iterator[RunOutcome]:
         from distributed import KilledWorker, as_completed

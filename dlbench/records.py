@@ -7,8 +7,11 @@ naming the file and the field.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import re
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,8 +22,11 @@ import torch
 from dlbench.atomic import atomic_write, atomic_write_json
 from dlbench.errors import ConfigError, RecordError
 
-SCHEMA = "dlbench.run/2"
-KNOWN_SCHEMAS = frozenset({SCHEMA})
+# dlbench.run/3 binds the run's state file to its record: a record listing state.npz in `files` holds its sha256 as
+# `state_digest`. dlbench.run/2 records (written before) are still read; their state file is used unverified.
+SCHEMA = "dlbench.run/3"
+UNBOUND_STATE_SCHEMA = "dlbench.run/2"
+KNOWN_SCHEMAS = frozenset({SCHEMA, UNBOUND_STATE_SCHEMA})
 RECORD_FILE = "record.json"
 STATE_FILE = "state.npz"
 CONFIG_FILE = "operative_config.gin"
@@ -28,6 +34,7 @@ CONFIG_FILE = "operative_config.gin"
 EXACT_METRICS = "exact"
 TRAINING_SCORES = "training"
 DIGEST_FIELD = "digest"
+STATE_DIGEST_FIELD = "state_digest"
 
 
 def _is_int(value: Any) -> bool:
@@ -79,6 +86,8 @@ _SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "files": (_is_str_list, "a list of file names"),
     DIGEST_FIELD: (lambda v: isinstance(v, str) and v.startswith("sha256:"), "'sha256:<hex>'"),
 }
+_STATE_DIGEST = (lambda v: isinstance(v, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", v) is not None,
+                 "'sha256:<64 hex digits>' of the state file")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -107,6 +116,17 @@ def record_digest(record: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _check_field(record: dict, dotted: str, check: tuple[Callable[[Any], bool], str], where: str) -> None:
+    valid, expected = check
+    parent, _, name = dotted.rpartition(".")
+    holder = record.get(parent) if parent else record
+    if name not in holder:
+        raise RecordError(f"{where}: record lacks the field {dotted!r} ({expected})")
+    if not valid(holder[name]):
+        shown = json.dumps(holder[name])[:60]
+        raise RecordError(f"{where}: field {dotted!r} = {shown} is not accepted; expected {expected}")
+
+
 def check_record(record: Any, where: str) -> dict[str, Any]:
     """The record if every field has its schema's type and its digest matches; else a RecordError naming the field."""
     if not isinstance(record, dict):
@@ -115,14 +135,10 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
     if schema not in KNOWN_SCHEMAS:
         raise RecordError(f"{where}: unknown record schema {schema!r}; this dlbench reads "
                           f"{', '.join(sorted(KNOWN_SCHEMAS))}")
-    for dotted, (valid, expected) in _SCHEMA.items():
-        parent, _, name = dotted.rpartition(".")
-        holder = record.get(parent) if parent else record
-        if name not in holder:
-            raise RecordError(f"{where}: record lacks the field {dotted!r} ({expected})")
-        if not valid(holder[name]):
-            shown = json.dumps(holder[name])[:60]
-            raise RecordError(f"{where}: field {dotted!r} = {shown} is not accepted; expected {expected}")
+    for dotted, check in _SCHEMA.items():
+        _check_field(record, dotted, check, where)
+    if schema != UNBOUND_STATE_SCHEMA and STATE_FILE in record["files"]:
+        _check_field(record, STATE_DIGEST_FIELD, _STATE_DIGEST, where)
     unknown_axes = [axis for axis in record["replicate_axes"] if axis not in record["solution_axes"]]
     if unknown_axes:
         raise RecordError(f"{where}: replicate axis {unknown_axes[0]!r} is not one of the solution axes "
@@ -159,27 +175,102 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     return check_record(record, str(path))
 
 
-def save_state(path: Path, state: Mapping[str, torch.Tensor]) -> None:
-    """Write flat named tensors as an .npz (atomically). bfloat16, which numpy lacks, is stored as float32."""
+def save_state(path: Path, state: Mapping[str, torch.Tensor]) -> str:
+    """Write flat named tensors as an .npz (atomically) and return the digest of the bytes written (what a record
+    binds the file by). bfloat16, which numpy lacks, is stored as float32."""
     arrays = {}
     for name, tensor in state.items():
         tensor = tensor.detach().cpu()
         arrays[name] = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    atomic_write(path, lambda stream: np.savez_compressed(stream, **arrays))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    content = buffer.getvalue()
+    atomic_write(path, lambda stream: stream.write(content))
+    return state_digest(content)
 
 
 def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Tensors saved by `save_state`; never unpickles."""
-    path = Path(path)
+    return _state_from_bytes(_read_state_bytes(Path(path)), Path(path), device)
+
+
+def _read_state_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise RecordError(f"{path}: state file not found")
-    if not zipfile.is_zipfile(path):  # numpy would guess "pickle" for any other bytes
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _state_from_bytes(content: bytes, path: Path, device: torch.device | str) -> dict[str, torch.Tensor]:
+    stream = io.BytesIO(content)
+    if not zipfile.is_zipfile(stream):  # numpy would guess "pickle" for any other bytes
         raise RecordError(f"{path}: not an .npz state file (empty, truncated or another format)")
     try:
-        with np.load(path, allow_pickle=False) as arrays:
+        with np.load(stream, allow_pickle=False) as arrays:
             return {name: torch.from_numpy(arrays[name]).to(device) for name in arrays.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise RecordError(f"{path}: unreadable state file ({str(exc).splitlines()[0]})") from None
+
+
+def state_digest(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """state_digest of a file's content, read in blocks."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            hasher.update(block)
+    return "sha256:" + hasher.hexdigest()
+
+
+def bound_state_digest(record: Mapping[str, Any], where: str) -> str | None:
+    """The digest a record holds of its state file; None for a record of the schema before state digests (its state
+    is unverified); a RecordError for a record that lists no state file."""
+    if record["schema"] == UNBOUND_STATE_SCHEMA:
+        return None
+    if STATE_FILE not in record["files"]:
+        raise RecordError(f"{where}: the record lists no {STATE_FILE} (its files: {record['files']}); expected the "
+                          "record of a run that saved its fitted state")
+    return record[STATE_DIGEST_FIELD]
+
+
+def check_bound_state(state_file: Path, owner: Path, digest: str | None, actual: str | None = None) -> None:
+    """Refuse `state_file` unless its digest (`actual`, computed when not given) is the one `owner` (the record, or a
+    partial run's fit.json) holds; with no digest held (an older record) say on stderr that it is used unverified."""
+    if digest is None:
+        print(f"dlbench: note: {owner} holds no digest of {state_file} (schema {UNBOUND_STATE_SCHEMA}); the state "
+              "is used unverified", file=sys.stderr)
+        return
+    if not state_file.is_file():
+        raise RecordError(f"{state_file}: state file not found (its record {owner} lists it)")
+    if (actual or file_digest(state_file)) != digest:
+        raise RecordError(f"{state_file} does not match the state digest in {owner}: it is another run's state or "
+                          "was changed after the run; expected the run's own state file (restore it, or run the "
+                          "config again)")
+
+
+def load_bound_state(state_file: Path, owner: Path, digest: str | None,
+                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of `state_file` once its digest matches the one `owner` holds (check_bound_state); the bytes
+    checked are the bytes loaded."""
+    content = _read_state_bytes(Path(state_file))
+    check_bound_state(Path(state_file), Path(owner), digest, state_digest(content))
+    return _state_from_bytes(content, Path(state_file), device)
+
+
+def load_run_state(run_dir: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The fitted state of a finished run (its state.npz as named tensors), once its record has been read and checked
+    (read_record) and the state file matches the digest the record holds; a state file that does not (another run's,
+    or changed) is refused with a RecordError naming both files. A record written before state digests (schema
+    dlbench.run/2) gives its state unverified, with a note on stderr."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    record_file = run_dir / RECORD_FILE
+    return load_bound_state(run_dir / STATE_FILE, record_file, bound_state_digest(record, str(record_file)), device)
 
 
 class StateMismatchError(RecordError, ConfigError):

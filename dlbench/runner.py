@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import torch
 
 import gin
-from dlbench import config, evaluation, records
+from dlbench import config, evaluation, records, resources
 from dlbench.atomic import atomic_write_json, atomic_write_text
 from dlbench.errors import ConfigError, DlbenchError, PluginFailure
 from dlbench.fitting import FitContext
@@ -58,6 +58,11 @@ def check_out_dir(out_dir: str | Path) -> Path:
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {str(path)!r} is a file; expected a directory (existing or new)")
+    inside = next((parent for parent in (path, *path.absolute().parents) if _is_run_dir(parent)), None)
+    if inside is not None:
+        where = "a run directory" if inside == path else f"inside the run directory {str(inside)!r}"
+        raise ConfigError(f"--out {str(path)!r} is {where}; expected a directory of run directories, such as "
+                          f"{str(inside.parent)!r}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -65,6 +70,11 @@ def check_out_dir(out_dir: str | Path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"--out {str(path)!r} is not writable; choose a directory you can write to")
     return path
+
+
+def _is_run_dir(path: Path) -> bool:
+    """A finished run's directory, or an unfinished one's (`<run_id>.partial`)."""
+    return (path / records.RECORD_FILE).is_file() or (path.name.endswith(".partial") and (path / FIT_FILE).is_file())
 
 
 def _git_revision() -> str | None:
@@ -155,20 +165,32 @@ def _fit(model, dataset, registration, work_dir: Path, device: torch.device, see
     except KeyboardInterrupt:
         segments.save("interrupted")
         raise
-    except (DlbenchError, MemoryError):
+    except DlbenchError:
         raise  # a refused request (a bad checkpoint, too large a stack) made no progress worth a segment
     except Exception as exc:  # the plugin's own code failed: say whose, and keep what it wrote
+        if resources.is_out_of_memory(exc):  # not the plugin's failure: the request is larger than the device
+            raise resources.out_of_memory_refusal(exc, f"the fit of model {registration.name!r}", device,
+                                                  _size_settings(registration.name, training)) from exc
         segments.save("failed")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PluginFailure(f"model {registration.name!r} (plugin {registration.plugin} {registration.version}) "
                             f"failed during fit: {type(exc).__name__}: {reason}; its partial run is kept in "
                             f"{work_dir} (--debug shows the traceback)") from exc
-    records.save_state(work_dir / records.STATE_FILE, model.state_dict())
+    digest = records.save_state(work_dir / records.STATE_FILE, model.state_dict())
     # What the record takes from the fitted model itself is captured now, in the same write that marks the fit
     # finished: a model restored from state.npz has its weights but not what fit learnt from the dataset and the
     # training settings, so a run resumed at evaluation must not ask it again.
     return segments.save("finished", telemetry=context.telemetry, hyperparameters=model.hyperparameters(),
-                         model_scores=_model_scores(model))
+                         model_scores=_model_scores(model), state_digest=digest)
+
+
+def _size_settings(model_name: str, training: config.TrainingSettings) -> str:
+    """The settings that size a fit, as bound: the model's own and the core's training settings."""
+    bound = [f"{name} = {value!r}" for name, value in training.given().items()
+             if name in ("encoder.num_latent", "model.batch_size")]
+    own = config.bindings_of(gin.config_str(), model_name)
+    bound += [f"{model_name}.{name} = {value}" for name, value in own.items()]
+    return ", ".join(bound) or f"the settings of {model_name}"
 
 
 def _model_scores(model) -> dict[str, Any]:
@@ -186,7 +208,8 @@ def _fitted(work_dir: Path) -> dict | None:
     saved = _read_json(work_dir / FIT_FILE, {})
     segments = saved.get("segments") if isinstance(saved, dict) else None
     finished = isinstance(segments, list) and segments and isinstance(segments[-1], dict) \
-        and segments[-1].get("outcome") == "finished" and {"hyperparameters", "model_scores"} <= set(saved)
+        and segments[-1].get("outcome") == "finished" \
+        and {"hyperparameters", "model_scores", records.STATE_DIGEST_FIELD} <= set(saved)
     return saved if finished and (work_dir / records.STATE_FILE).is_file() else None
 
 
@@ -212,11 +235,13 @@ def _finish(work_dir: Path, final_dir: Path) -> tuple[bool, str | None]:
     return False, note
 
 
-def _score_existing(plugins, run_dir: Path, experiment, dataset, metrics, stale: list[str],
+def _score_existing(plugins, run_dir: Path, record: dict, experiment, dataset, metrics, stale: list[str],
                     torch_device: torch.device) -> dict:
     """Score `stale` metrics on a finished run's saved fit and update its record (the run's lock is held)."""
     model = evaluation.build_model(plugins, experiment)
-    evaluation.restore_state(model, run_dir / records.STATE_FILE, torch_device)
+    record_file = run_dir / records.RECORD_FILE
+    evaluation.restore_state(model, run_dir / records.STATE_FILE, torch_device, record_file,
+                             records.bound_state_digest(record, str(record_file)))
     chosen = [m for m in metrics if m.name in stale]
     results = evaluation.evaluate_metrics(model, dataset, chosen, experiment.evaluation_seed)
     return evaluation.update_record(run_dir, results, gin.config_str())
@@ -252,7 +277,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         if (final_dir / records.RECORD_FILE).is_file():
             existing = evaluation.load_record(final_dir)
             stale = evaluation.stale_metrics(existing["metrics"], metrics, experiment.evaluation_seed)
-            record = _score_existing(plugins, final_dir, experiment, dataset, metrics, stale, torch_device) \
+            record = _score_existing(plugins, final_dir, existing, experiment, dataset, metrics, stale, torch_device) \
                 if stale else existing
             return RunResult(final_dir, record, reused=True, rescored=stale)
 
@@ -261,7 +286,8 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
         work_dir.mkdir(exist_ok=True)
         fitted = _fitted(work_dir)
         if fitted is not None:
-            evaluation.restore_state(model, work_dir / records.STATE_FILE, torch_device)  # resume at evaluation
+            evaluation.restore_state(model, work_dir / records.STATE_FILE, torch_device, work_dir / FIT_FILE,
+                                     fitted[records.STATE_DIGEST_FIELD])  # resume at evaluation
         else:
             (work_dir / PARTIAL_METRICS_FILE).unlink(missing_ok=True)  # scores of an earlier fit, if any
             try:
@@ -318,6 +344,7 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
             "operative_config": operative_config,
             "files": [records.STATE_FILE, records.CONFIG_FILE]
             + [name for name in OUTPUT_DIRS if (work_dir / name).is_dir()],
+            records.STATE_DIGEST_FIELD: fitted[records.STATE_DIGEST_FIELD],
         }
         written = records.write_record(work_dir, record)
         shutil.rmtree(work_dir / CHECKPOINT_DIR, ignore_errors=True)  # only for resuming; state.npz holds the fit

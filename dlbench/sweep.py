@@ -51,6 +51,8 @@ _STUDY_LINE = re.compile(r"^\s*#\s*sweep(?P<split>-split)?:\s*(?P<body>.*?)\s*$"
 _SPLIT = re.compile(r"^\s*(?P<axis>\w+)\s*=\s*(?P<size>\d+)\s*$")
 GRID_EXPECTED = "TARGET=[value, ...]: a gin binding target (configurable.parameter) = a non-empty gin list"
 SPLIT_EXPECTED = "AXIS=N: a solution axis of the model and an integer N >= 1"
+GRID_ONCE = "expected one grid axis per target, all its values in one list"
+SPLIT_ONCE = "expected one split per axis"
 
 
 @dataclass(frozen=True)
@@ -130,18 +132,26 @@ def read_study_lines(config_file: str | Path) -> tuple[list[GridAxis], dict[str,
         lines = path.read_text().splitlines()
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text file ({exc.reason}); give a .gin file") from exc
-    grids, splits = [], {}
+    grids: dict[str, GridAxis] = {}
+    splits: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         found = _STUDY_LINE.match(line)
         if not found:
             continue
         where = f"{path}, line {number}: {line.strip()!r}"
         if found["split"]:
-            axis, size = parse_split(found["body"], where)
-            splits[axis] = size
+            _add_once(splits, *parse_split(found["body"], where), where, SPLIT_ONCE)
         else:
-            grids.append(parse_grid(found["body"], where))
-    return grids, splits
+            axis = parse_grid(found["body"], where)
+            _add_once(grids, axis.target, axis, where, GRID_ONCE)
+    return list(grids.values()), splits
+
+
+def _add_once(found: dict, key: str, value, where: str, expected: str) -> None:
+    """found[key] = value, refusing a second value for the same key (which would silently drop the first)."""
+    if key in found:
+        raise ConfigError(f"{where} is not accepted: {key} was given earlier; {expected}")
+    found[key] = value
 
 
 def _binding_targets(bindings: Iterable[str]) -> set[str]:
@@ -165,8 +175,15 @@ def study_axes(config_files: Sequence[str | Path], bindings: Sequence[str], grid
         file_grids, file_splits = read_study_lines(config_file)
         axes.update((axis.target, axis) for axis in file_grids)
         split_sizes.update(file_splits)
-    axes.update((axis.target, axis) for axis in map(parse_grid, grids))
-    split_sizes.update(map(parse_split, splits))
+    command_line_axes: dict[str, GridAxis] = {}
+    for text in grids:
+        axis = parse_grid(text)
+        _add_once(command_line_axes, axis.target, axis, f"--grid {text!r}", GRID_ONCE)
+    axes.update(command_line_axes)
+    command_line_splits: dict[str, int] = {}
+    for text in splits:
+        _add_once(command_line_splits, *parse_split(text), f"--split {text!r}", SPLIT_ONCE)
+    split_sizes.update(command_line_splits)
     overlap = sorted(_binding_targets(bindings) & set(axes))
     if overlap:
         raise ConfigError(f"-p binds {overlap[0]}, which is also a grid axis of the study; drop one (a single value "

@@ -1,5 +1,5 @@
-"""Shared by tests that drive the CLI: a tiny linear experiment, the bad-input check (exit 2, one line, nothing
-changed), and the part of a record that an interrupted run must reproduce."""
+"""Shared by tests that drive the CLI: a tiny linear experiment and a tiny deep one, the bad-input check (exit 2,
+one line, nothing changed), and the part of a record that an interrupted run must reproduce."""
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +19,24 @@ linear_gaussian_vae.lambdas = [0, 2]
 linear_gaussian_vae.solvers = ["fixed_point"]
 linear_gaussian_vae.num_starts = 3
 linear_gaussian_vae.max_half_steps = 600
+"""
+
+
+def tiny_deep_gin(betas: list[float], steps: int) -> str:
+    """A λβ-VAE small enough for a test: a 3-latent β stage per β, then one λ, each of `steps` steps, no metrics."""
+    return f"""
+dataset.name = "dsprites"
+dataset.source = "procedural"
+dsprites.factor_sizes = [1, 3, 2, 4, 6, 6]
+model.name = "lambda_beta_vae"
+model.batch_size = 8
+model.training_steps = {steps}
+encoder.num_latent = 3
+lambda_beta_vae.beta_steps = {steps}
+lambda_beta_vae.betas = {betas}
+lambda_beta_vae.lambdas = [2]
+lambda_beta_vae.seeds = [0]
+evaluation.metrics = []
 """
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_one_line_failure
+from cli_helpers import assert_one_line_failure, tiny_deep_gin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +88,13 @@ PATH_CASES = [
     (lambda w: ["data", "list", "--data-dir", w / "a_file"], "is not an existing directory"),
     (lambda w: ["data", "info", "dsprites", "--source", "official", "--path", w / "nothing.npz"], "no such file"),
     (lambda w: ["data", "verify", "dsprites", "--data-dir", w / "runs"], "none of"),
+    (lambda w: ["run", w / "tiny.gin", "--out", run_dir_in(w)], "is a run directory; expected a directory of run "
+                                                                 "directories, such as"),
+    (lambda w: ["run", w / "tiny.gin", "--out", run_dir_in(w) / "more"], "is inside the run directory"),
+    (lambda w: ["sweep", w / "tiny.gin", "--out", run_dir_in(w), "--quiet"], "is a run directory"),
+    (lambda w: ["sweep", w / "tiny.gin", "--out", w / "a_file", "--quiet"], "is a file; expected a directory"),
+    (lambda w: ["plot", run_dir_in(w), "--out", w / "runs"], "is a results directory (it holds run directories)"),
+    (lambda w: ["plot", run_dir_in(w), "--out", run_dir_in(w)], "is a run directory (it holds record.json)"),
 ]
 
 
@@ -96,22 +103,48 @@ def test_bad_paths(world, capsys, argv, expected):
     assert_one_line_failure(argv(world), world, capsys, expected)
 
 
-def test_a_full_disk_while_writing_the_record_leaves_nothing_half_written(world, capsys, monkeypatch):
+def fill_the_disk_while_writing(monkeypatch, file_name: str, capacity: int = 100) -> None:
+    """Writes of `file_name` through the atomic writer fail as on a full disk once `capacity` bytes are written."""
     import errno
+    import io
 
     from dlbench import atomic
 
-    real_fsync = os.fsync
+    class FullDisk(io.RawIOBase):
+        def __init__(self, stream):
+            self.stream, self.written = stream, 0
 
-    def full(descriptor):
-        raise OSError(errno.ENOSPC, "No space left on device", "record.json")
+        def writable(self):
+            return True
 
-    monkeypatch.setattr(atomic.os, "fsync", full)
-    err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "other_runs"], world, capsys,
-                                  "No space left on device; free some space or choose another location")
-    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
-    assert "record.json" in err
-    assert not list((world / "other_runs").rglob("record.json"))
+        def write(self, data):
+            if self.written + len(data) > capacity:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.written += len(data)
+            return self.stream.write(data)
+
+        def close(self):
+            self.stream.close()
+            super().close()
+
+    def opening(file, mode="r", *args, **kwargs):
+        stream = open(file, mode, *args, **kwargs)
+        if mode == "wb" and Path(file).name.startswith(f".{file_name}."):  # the temporary beside the file
+            return io.BufferedWriter(FullDisk(stream))
+        return stream
+
+    monkeypatch.setattr(atomic, "open", opening, raising=False)
+
+
+# The fit's checkpoint (torch.save, whose writer turns the OSError into "unexpected pos"), the state, the record.
+@pytest.mark.parametrize("file_name", ["solver_fixed_point.pt", records.STATE_FILE, records.RECORD_FILE])
+def test_a_full_disk_names_the_file_and_its_file_system_and_leaves_nothing_half_written(world, capsys, monkeypatch,
+                                                                                        file_name):
+    fill_the_disk_while_writing(monkeypatch, file_name)
+    err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "other_runs", "--quiet"], world,
+                                  capsys, "No space left on device (the file system at ")
+    assert f"{file_name}: No space left" in err and "free some space there or choose another location" in err
+    assert not list((world / "other_runs").rglob(records.RECORD_FILE))
     assert not list((world / "other_runs").rglob("*.tmp"))
 
 
@@ -179,6 +212,7 @@ def test_bad_run_options(world, capsys, argv, expected):
     (["-p", "dataset.name = 'dsprites'"], "would change the trained model"),
     (["-p", "mig.num_bins = 0"], "mig.num_bins = 0 is not accepted"),
     (["-p", "import os"], "import statement"),
+    (["-p", "nope.x = 1"], "'nope' is not a configurable (see 'dlbench list configurables')"),
     (["--device", "cuda:99" if not torch.cuda.is_available() else "cuda:99"], "cuda"),
 ])
 def test_bad_evaluate_options(world, capsys, argv, expected):
@@ -279,12 +313,20 @@ def import_in_config(record: dict) -> None:
     resign(record)
 
 
+def another_runs_state(run_dir: Path) -> None:
+    """A valid state file of another run (fewer latents), put in this run's place."""
+    state = dict(np.load(run_dir / records.STATE_FILE))
+    records.save_state(run_dir / records.STATE_FILE, {"B": torch.from_numpy(state["B"][..., :-1, :])})
+
+
+NOT_ITS_STATE = "state.npz does not match the state digest in "
 STATE_DAMAGE = [
-    (lambda d: (d / records.STATE_FILE).write_bytes(b""), "not an .npz state file"),
-    (lambda d: (d / records.STATE_FILE).write_bytes(b"PK\x03\x04 truncated"), "state"),
-    (lambda d: (d / records.STATE_FILE).unlink(), "state file not found"),
-    (swap_state_axes, "has shape"),
-    (lambda d: np.savez(d / records.STATE_FILE, B=np.array([{"x": 1}], dtype=object)), "state"),
+    (lambda d: (d / records.STATE_FILE).write_bytes(b""), NOT_ITS_STATE),
+    (lambda d: (d / records.STATE_FILE).write_bytes(b"PK\x03\x04 truncated"), NOT_ITS_STATE),
+    (lambda d: (d / records.STATE_FILE).unlink(), "state.npz"),
+    (swap_state_axes, NOT_ITS_STATE),
+    (lambda d: np.savez(d / records.STATE_FILE, B=np.array([{"x": 1}], dtype=object)), NOT_ITS_STATE),
+    (another_runs_state, NOT_ITS_STATE),
 ]
 RECORD_DAMAGE = [
     (lambda d: (d / records.RECORD_FILE).write_text("{trunc"), "not valid JSON"),
@@ -306,9 +348,10 @@ RECORD_DAMAGE = [
 ]
 
 
-# Every command that reads a finished run refuses its damaged record; those that load its fit (evaluate, and a
-# rerun that re-scores it) refuse its damaged state file too.
-DAMAGE_CASES = [(damage, expected, command) for damage, expected in STATE_DAMAGE for command in ("evaluate", "rerun")]
+# Every command that reads a finished run refuses its damaged record; those that use its fit (evaluate, plot, and a
+# rerun that re-scores it) refuse a state file that is not the one its record holds the digest of.
+DAMAGE_CASES = [(damage, expected, command) for damage, expected in STATE_DAMAGE
+                for command in ("evaluate", "plot", "rerun")]
 DAMAGE_CASES += [(damage, expected, command) for damage, expected in RECORD_DAMAGE
                  for command in ("evaluate", "plot", "rerun")]
 
@@ -367,6 +410,10 @@ OTHER_CASES = [
     (["run"], "required"),
     (["list", "things"], "invalid choice"),
     (["bench", "no_such_bench"], "unknown benchmark 'no_such_bench'"),
+    (["bench", "metrics", "nope", "--quick"], "unknown benchmark 'nope'; available: "),
+    (["sweep", "tiny.gin", "--grid", "linear_gaussian.seed=[1]", "--grid", "linear_gaussian.seed = [2, 3]"],
+     "--grid 'linear_gaussian.seed = [2, 3]' is not accepted: linear_gaussian.seed was given earlier"),
+    (["sweep", "tiny.gin", "--split", "beta=1", "--split", "beta=2"], "beta was given earlier"),
     (["--disable-plugin", "no_such_plugin", "plugins"], "disabled plugin 'no_such_plugin'"),
     (["data", "info", "celeba"], "unknown dataset 'celeba'"),
     (["data", "preview", "dsprites", "--source", "procedural", "--seed", "-4"], "--seed = -4 is not accepted"),
@@ -392,3 +439,110 @@ def test_a_cache_directory_that_is_a_file(world, capsys):
                       'model.name = "linear_gaussian_vae"\n')
     assert_one_line_failure(["run", config, "--out", world / "runs", "--quiet"], world, capsys,
                             "a part of that path is a file")
+
+
+# What the third fault trial found ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache_dir, expected", [
+    ("a_file", "a_file is a file; expected a writable directory"),
+    ("a_file/under", "a_file is a file; expected a writable directory"),
+])
+def test_an_unusable_stage_cache_is_refused_before_training(world, capsys, monkeypatch, cache_dir, expected):
+    (world / "deep.gin").write_text(tiny_deep_gin(betas=[4], steps=2))
+    monkeypatch.setenv("DLBENCH_CACHE_DIR", str(world / cache_dir))
+    err = assert_one_line_failure(["run", world / "deep.gin", "--out", world / "deep_runs", "--quiet"], world, capsys,
+                                  expected)
+    assert err.startswith(f"dlbench: error: $DLBENCH_CACHE_DIR = {str(world / cache_dir)!r} cannot hold the stage "
+                          "cache"), err
+    assert not list((world / "deep_runs").iterdir())  # nothing trained, nothing left to resume
+
+
+def test_a_missing_state_file_is_refused_by_plot_unless_only_the_record_is_asked_for(world, capsys):
+    run_dir = run_dir_in(world)
+    (run_dir / records.STATE_FILE).unlink()
+    assert_one_line_failure(["plot", run_dir, "--out", world / "figures"], world, capsys,
+                            "state.npz is missing (its record lists it), so the figures drawn from the fitted model "
+                            "would be left out; restore it, or add --record-only")
+    assert not (world / "figures").exists()
+    assert main(["plot", str(run_dir), "--out", str(world / "figures"), "--record-only"]) == 0
+    assert sorted(p.name for p in (world / "figures").iterdir()) == ["boxplots_lambda0_fixed_point.png",
+                                                                     "heatmaps_fixed_point.png"]
+
+
+@pytest.fixture
+def http_server():
+    """A server on loopback that answers every connection at once as an HTTP server answers bytes it cannot parse.
+    (One that waits for a request line instead is refused after the timeout: tests/sweep.)"""
+    import socketserver
+    import threading
+
+    class Answer(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("not a url", "(missing port number in address 'not a url')"),
+    ("gopher://x", "(unknown address scheme 'gopher'"),
+    ("http-server", "no Dask scheduler answered there (what answered does not speak Dask's protocol)"),
+])
+def test_an_address_where_no_dask_scheduler_runs_is_refused_within_seconds(world, capsys, http_server, address,
+                                                                           expected):
+    import time
+
+    address = http_server if address == "http-server" else address
+    started = time.perf_counter()
+    err = assert_one_line_failure(["sweep", world / "tiny.gin", "--executor", "dask", "--scheduler", address, "--out",
+                                   world / "runs", "--quiet"], world, capsys, expected)
+    assert err.startswith(f"dlbench: error: --scheduler {address!r}: no Dask scheduler answered there"), err
+    assert "expected the address of a running scheduler" in err
+    assert time.perf_counter() - started < 10
+
+
+OUT_OF_MEMORY = [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 102400000000 bytes. Error code 12 (Cannot allocate memory)"),
+    MemoryError(),
+]
+
+
+@pytest.mark.parametrize("failure", OUT_OF_MEMORY, ids=["torch", "cpu_allocator", "python"])
+def test_running_out_of_memory_during_a_fit_is_a_refusal_naming_what_was_asked(world, capsys, monkeypatch, failure):
+    from dlbench_linear_gaussian import solvers
+
+    def allocating(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(solvers, "fixed_point", allocating)
+    err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "other_runs", "--quiet"], world,
+                                  capsys, "the fit of model 'linear_gaussian_vae' ran out of memory on cpu")
+    assert "; make it smaller: linear_gaussian_vae.betas = [1, 4], " in err and "num_starts = 2" in err, err
+    assert ("one allocation of" in err) == (not isinstance(failure, MemoryError))
+    assert not list((world / "other_runs").iterdir())
+
+
+def test_a_run_resumed_at_its_scoring_refuses_a_state_file_that_is_not_its_fits(world, capsys, monkeypatch):
+    from dlbench import evaluation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = evaluation.evaluate_metrics
+    monkeypatch.setattr(evaluation, "evaluate_metrics", interrupted)  # the fit is finished, its scoring is not
+    assert main(["run", str(world / "tiny.gin"), "--out", str(world / "fresh"), "--quiet", "--seed", "5"]) == 130
+    monkeypatch.setattr(evaluation, "evaluate_metrics", real)
+    capsys.readouterr()
+    (partial,) = (world / "fresh").glob("*.partial")
+    another_runs_state(partial)
+    err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "fresh", "--quiet", "--seed", "5"],
+                                  world, capsys, NOT_ITS_STATE)
+    assert f"{partial / records.STATE_FILE} does not match the state digest in {partial / 'fit.json'}" in err

@@ -22,7 +22,8 @@ def test_run_writes_a_complete_record(tmp_path, tiny_linear_gin, capsys):
     printed = capsys.readouterr().out
     run_dir = run_dir_of(out)
     record = json.loads((run_dir / "record.json").read_text())
-    assert record["schema"] == "dlbench.run/2"
+    assert record["schema"] == "dlbench.run/3"
+    assert record["state_digest"] == records.file_digest(run_dir / "state.npz")  # the state is bound to its record
     assert record["model"]["name"] == "linear_gaussian_vae"
     assert record["model"]["distribution"] == "dlbench-linear-gaussian"
     assert record["model"]["hyperparameters"]["betas"] == [1.0, 4.0]
@@ -120,9 +121,32 @@ def test_a_run_interrupted_after_its_fit_resumes_at_evaluation_with_the_same_rec
     assert resumed.record["model"]["hyperparameters"]["max_half_steps"] == 600
 
 
+def test_a_finished_fit_whose_fit_json_holds_no_state_digest_is_fitted_again_from_its_checkpoints(
+        tmp_path, tiny_linear_gin, monkeypatch):
+    """A partial run left by a dlbench before state digests: its state.npz is bound to nothing, so it is not used."""
+    from dlbench import evaluation
+    from dlbench.runner import FIT_FILE
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "evaluate_metrics", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment([tiny_linear_gin], out_dir=tmp_path, progress=False)
+    (partial,) = tmp_path.glob("*.partial")
+    fit = json.loads((partial / FIT_FILE).read_text())
+    del fit["state_digest"]
+    (partial / FIT_FILE).write_text(json.dumps(fit))
+    resumed = run_experiment([tiny_linear_gin], out_dir=tmp_path, progress=False)
+    assert [segment["outcome"] for segment in resumed.record["fit"]["segments"]] == ["finished", "finished"]
+    assert resumed.record["state_digest"] == records.file_digest(resumed.run_dir / "state.npz")
+
+
 @pytest.mark.parametrize("binding, listed", [
     ("model.name = 'no_such_model'",
-     "unknown model 'no_such_model'; available: beta_vae, lambda_beta_vae, linear_gaussian_vae"),
+     "unknown model 'no_such_model'; available: annealed_vae, beta_tc_vae, beta_vae, dip_vae_i, dip_vae_ii, "
+     "factor_vae, lambda_beta_vae, linear_gaussian_vae"),
     ("dataset.name = 'no_such_data'", "unknown dataset 'no_such_data'; available: "),
     ("evaluation.metrics = ['no_such_metric']", "unknown metric 'no_such_metric'; available: "),
 ])

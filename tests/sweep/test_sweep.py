@@ -187,7 +187,19 @@ def test_executor_options(tmp_path):
         with pytest.raises(ConfigError, match=message):
             make_executor(kind, workers, scheduler)
     with pytest.raises(ConfigError, match=r"^--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered"):
-        DaskExecutor("tcp://127.0.0.1:9", connect_timeout="1s").connect()
+        DaskExecutor("tcp://127.0.0.1:9", connect_timeout=1).connect()
+
+
+def test_a_server_that_accepts_and_never_answers_is_no_scheduler_within_the_timeout():
+    import socket
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connections queue in its backlog, never answered
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.perf_counter()
+        with pytest.raises(ConfigError, match=r"no Dask scheduler answered there \(no answer within 1 s\)"):
+            DaskExecutor(address, connect_timeout=1).connect()
+        assert time.perf_counter() - started < 5
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(study, tmp_path, capsys):
