@@ -18,7 +18,7 @@ from dlbench import (
     FitContext,
     StateMismatchError,
     check_state_entry,
-    load_state,
+    load_run_state,
     read_record,
 )
 from dlbench.training import AdamSettings, SolutionCache, check_batch_size
@@ -151,7 +151,7 @@ class DeepVAE:
     @staticmethod
     def _source_solutions(run_dir: Path, axes: Mapping[str, list], first_grid: SolutionGrid,
                           where: str) -> dict[tuple, dict]:
-        state = load_state(run_dir / "state.npz")
+        state = load_run_state(run_dir)
         solutions = {}
         for cell in first_grid.cells():
             missing = [f"{name} = {value:g}" for name, value in zip(first_grid.names, cell)
