@@ -36,6 +36,11 @@ def cell_label(names: list[str], cell: tuple) -> str:
     return ", ".join(f"{SYMBOLS.get(name, name)}={value:g}" for name, value in zip(names, cell))
 
 
+def _continues(stage: str) -> bool:
+    """A stage that continues a first stage's solutions (plugin 0.1 named them "lambda_stage" and "continuation")."""
+    return stage.endswith("_continuation") or stage in ("lambda_stage", "continuation")
+
+
 def curves(record: dict) -> dict[tuple, dict[str, np.ndarray]]:
     """{setting: {"step", term...: arrays over training, means over seeds}} from the record's loss history. A first
     stage's point (its label None on the later axes) belongs to every setting continued from it, and a continuation's
@@ -45,9 +50,11 @@ def curves(record: dict) -> dict[tuple, dict[str, np.ndarray]]:
     names, _ = settings_of(record)
     first_steps = record["model"]["hyperparameters"].get("beta_steps") or 0
     for entry in record["fit"].get("history", []):
-        offset = first_steps if entry["stage"].endswith("_continuation") else 0
+        offset = first_steps if _continues(entry["stage"]) else 0
         for position, label in enumerate(entry["solutions"]):
             values = dict(zip(axes, label))
+            if entry["stage"].startswith("beta_stage"):  # plugin 0.1 labelled its β stage λ = 0, meaning every λ
+                values["lambda"] = None
             choices = [axes[name] if values.get(name) is None else [values[name]] for name in names]
             for cell in itertools.product(*choices):
                 step = points[cell][entry["step"] + offset]
