@@ -22,7 +22,7 @@ def _pair(value) -> tuple[int, int]:
 
 def _check_plain(dilation, groups) -> None:
     if _pair(dilation) != (1, 1) or groups != 1:
-        raise NotImplementedError(f"matmul convolutions take dilation 1 and groups 1, got dilation={dilation} "
+        raise ValueError(f"matmul convolutions take dilation 1 and groups 1, got dilation={dilation} "
                                   f"groups={groups}")
 
 

@@ -9,6 +9,7 @@ caching, scoring and figures.
 """
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -54,7 +55,7 @@ class VAEOutputs:
     auxiliary: nn.Module | None = None  # the objective's own stacked network, when it has one
 
 
-class Objective:
+class Objective(abc.ABC):
     """A deep model's loss (see the module docstring). Subclasses set `model` and `axes` and write `regularizer`."""
 
     model: str = ""
@@ -68,11 +69,11 @@ class Objective:
     def __init__(self, **settings: float):
         self.values = {name: settings.get(name, setting.default) for name, setting in self.settings.items()}
 
+    @abc.abstractmethod
     def regularizer(self, kl: torch.Tensor, outputs: VAEOutputs, values: Mapping[str, torch.Tensor],
                     batch: StepBatch) -> dict[str, torch.Tensor]:
         """{"regularizer": (S,), any other terms worth recording (S,)} of one step: kl (S,), the forward pass, each
         axis's value per solution (S,), and the engine's batch (its step index and per-solution random draws)."""
-        raise NotImplementedError
 
     def loss(self, terms: Mapping[str, torch.Tensor], outputs: VAEOutputs, values: Mapping[str, torch.Tensor],
              batch: StepBatch) -> dict[str, torch.Tensor]:

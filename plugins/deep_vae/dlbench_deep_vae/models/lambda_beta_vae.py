@@ -16,9 +16,12 @@ class LambdaBetaVAE(Objective):
     default_architecture = "paper"
     continues = BetaVAE
 
+    def regularizer(self, kl, outputs, values, batch):
+        return {"regularizer": values["beta"] * kl}
+
     def loss(self, terms, outputs, values, batch):
         # The penalty comes last, as the paper writes the loss: recon + β·KL + λ·‖x − x̂‖².
-        regularizer = values["beta"] * terms["kl"]
+        regularizer = self.regularizer(terms["kl"], outputs, values, batch)["regularizer"]
         return {"regularizer": regularizer, "total": terms["recon"] + regularizer + values["lambda"] * terms["l2"]}
 
 
