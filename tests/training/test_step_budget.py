@@ -10,8 +10,8 @@ from dlbench.training.opcount import OperationCounter
 from dlbench.training.stack import TrainingStack
 from dlbench_deep_vae.stages import StageSettings
 
-# Measured at this commit on the β-VAE (beta_vae, paper architecture, batch 64, d = 10): 193 operations at S = 1 and
-# 197 at S = 4 and 16 (channels-last packing is a no-op for one 1-channel solution); the engine before it made 671,
+# Measured on the β-VAE (beta_vae, paper architecture, batch 64, d = 10): 194 operations at S = 1 and
+# 198 at S = 4 and 16 (channels-last packing is a no-op for one 1-channel solution); the engine before it made 671,
 # 679 and 869, with 26 host reads each (Adam's step count read back per parameter).
 BUDGET = {"beta_vae": 210, "factor_vae": 410}
 GRID_PARAMETER = {"beta_vae": "betas", "factor_vae": "gammas"}
