@@ -21,7 +21,7 @@ from dlbench.errors import ConfigError
 from dlbench.fitting import FitContext
 from dlbench.interfaces import DiscreteGroundTruthDataset
 from dlbench.training.memory import choose_stack_width
-from dlbench.training.problem import DEFAULT_GROUPS, OptimizerGroup, StackProblem
+from dlbench.training.problem import DEFAULT_GROUPS, OptimizerGroup, StackProblem, check_problem
 from dlbench.training.stack import TrainingStack
 
 # Estimate the whole fit's duration from steps of the first stack (after a few warm-up steps: first-call imports and
@@ -111,6 +111,7 @@ def apply_device_policy(device: torch.device) -> None:
 def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: FitContext) -> TrainingOutcome:
     """Train every solution of `plan`, stack by stack, resuming from the context's checkpoints."""
     _check_plan(plan, dataset)
+    check_problem(problem)
     apply_device_policy(context.device)
     num_solutions = len(plan.seeds)
     layout = context.load_checkpoint(f"{plan.name}.layout")

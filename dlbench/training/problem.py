@@ -18,6 +18,8 @@ from typing import Any, Protocol, Sequence
 import torch
 from torch import nn
 
+from dlbench.errors import ConfigError
+
 ENGINE_PROTOCOL = 2
 TOTAL = "total"  # the loss term the default optimiser group minimises
 FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})
@@ -81,10 +83,6 @@ class StepBatch:
         self.observations, self.step, self.solutions = observations, step, tuple(solutions)
         self._noise = noise
 
-    @property
-    def num_solutions(self) -> int:
-        return len(self.solutions)
-
     def normal(self, *shape: int) -> torch.Tensor:
         """(S, *shape) standard normal draws."""
         return self._noise.draw(torch.randn, shape)
@@ -92,6 +90,18 @@ class StepBatch:
     def uniform(self, *shape: int) -> torch.Tensor:
         """(S, *shape) uniform draws in [0, 1)."""
         return self._noise.draw(torch.rand, shape)
+
+
+def check_problem(problem) -> None:
+    """Refuse, in one line, a problem written for engine protocol 1 (loss_terms of four arguments)."""
+    import inspect
+
+    parameters = [p for p in inspect.signature(problem.loss_terms).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(parameters) != 2:
+        raise ConfigError(f"{type(problem).__name__}.loss_terms takes ({', '.join(p.name for p in parameters)}); "
+                          f"engine protocol {ENGINE_PROTOCOL} calls loss_terms(network, batch) with one "
+                          "dlbench.training.StepBatch; see the README, 'Plugin API versions'")
 
 
 class StackProblem(Protocol):

@@ -207,3 +207,18 @@ def test_a_solutions_draws_come_in_blocks_from_its_own_generator_and_resume_mid_
     resumed.load_state(first.state())
     for (normal, uniform), (expected_normal, expected_uniform) in zip(draws(resumed, 4, start=6), together[6:]):
         assert torch.equal(normal, expected_normal) and torch.equal(uniform, expected_uniform)
+
+
+def test_a_protocol_one_problem_is_refused_in_one_line(dataset, tmp_path):
+    from dlbench import ConfigError
+
+    class OldProblem:
+        def build(self, solutions):
+            return problem().build(solutions)
+
+        def loss_terms(self, network, solutions, observations, noise_generators):
+            raise AssertionError("never called")
+
+    with pytest.raises(ConfigError, match=r"OldProblem.loss_terms takes \(network, solutions, observations, "
+                                          r"noise_generators\); engine protocol 2 calls loss_terms\(network, batch\)"):
+        train_stack(OldProblem(), plan("old", 5, width=1), dataset, context(tmp_path))
