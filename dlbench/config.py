@@ -36,6 +36,7 @@ class TrainingSettings:
     tensorboard: bool = False
     precision: str = "float32"
     compile: bool = False
+    cuda_graphs: bool = False
 
     def given(self) -> dict[str, Any]:
         """The settings the user set, as bindings, for a model that has no use for them to refuse."""
@@ -43,7 +44,7 @@ class TrainingSettings:
                     "encoder.num_latent": self.num_latent, "model.init_from": self.init_from,
                     "model.tensorboard": self.tensorboard or None,
                     "training.precision": None if self.precision == "float32" else self.precision,
-                    "training.compile": self.compile or None}
+                    "training.compile": self.compile or None, "training.cuda_graphs": self.cuda_graphs or None}
         return {binding: value for binding, value in bindings.items() if value is not None}
 
 
@@ -111,7 +112,7 @@ PRECISIONS = ("float32", "bf16")
 
 
 @gin.configurable("training")
-def training_choice(precision="float32", compile=False):
+def training_choice(precision="float32", compile=False, cuda_graphs=False):
     """How the engine computes a step of models trained by SGD (each changes results only to rounding: measured and
     stated by `dlbench bench deep_vae_modes`).
 
@@ -119,8 +120,9 @@ def training_choice(precision="float32", compile=False):
         precision: "float32" (the papers' numbers) or "bf16" (autocast of the forward pass to bfloat16; on GPUs and
             CPUs with bfloat16 instructions).
         compile: compile the network's forward and backward with torch.compile (minutes of compiling first).
+        cuda_graphs: capture a training step in a CUDA graph and replay it (CUDA devices; not with compile).
     """
-    return precision, compile
+    return precision, compile, cuda_graphs
 
 
 CORE_CONFIGURABLES = {"dataset": dataset_choice, "model": model_choice, "encoder": encoder_choice,
@@ -265,9 +267,12 @@ def read_experiment() -> Experiment:
     model_name, random_seed, batch_size, training_steps, init_from, tensorboard = call_configured(model_choice,
                                                                                                 "model")
     num_latent = call_configured(encoder_choice, "encoder")
-    precision, compile_step = call_configured(training_choice, "training")
+    precision, compile_step, cuda_graphs = call_configured(training_choice, "training")
     check_binding(precision in PRECISIONS, "training.precision", precision, " or ".join(map(repr, PRECISIONS)))
     check_binding(isinstance(compile_step, bool), "training.compile", compile_step, "True or False")
+    check_binding(isinstance(cuda_graphs, bool), "training.cuda_graphs", cuda_graphs, "True or False")
+    check_binding(not (compile_step and cuda_graphs), "training.cuda_graphs", cuda_graphs,
+                  "False while training.compile = True (one of the two)")
     metrics, evaluation_seed = call_configured(evaluation_choice, "evaluation")
     for binding, value in (("model.batch_size", batch_size), ("model.training_steps", training_steps),
                            ("encoder.num_latent", num_latent)):
@@ -287,7 +292,7 @@ def read_experiment() -> Experiment:
     check_seed("evaluation.random_seed", evaluation_seed)
     return Experiment(dataset_name, source, model_name, random_seed, tuple(metrics), evaluation_seed,
                       TrainingSettings(batch_size, training_steps, num_latent, init_from, tensorboard, precision,
-                                       compile_step))
+                                       compile_step, cuda_graphs))
 
 
 def binding_statements(text: str, where: str) -> list[config_parser.BindingStatement]:

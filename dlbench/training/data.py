@@ -51,7 +51,11 @@ def resident_observations(dataset: DiscreteGroundTruthDataset, images_needed: in
 
 class ShuffledBatches:
     """Batches of `batch_size` observations per solution, each solution shuffling the whole dataset once per
-    epoch with its own generator and dropping the last incomplete batch (the paper's protocol)."""
+    epoch with its own generator and dropping the last incomplete batch (the paper's protocol).
+
+    `begin_step(step)` does the host's part of a step (a new epoch's shuffle, the batch's offset written into a
+    device tensor); `current_observations()` is the device's part, reading device tensors only, so a captured CUDA
+    graph replays it for any step."""
 
     def __init__(self, dataset: DiscreteGroundTruthDataset, seeds: Sequence[int], batch_size: int,
                  total_steps: int = 0):
@@ -63,33 +67,47 @@ class ShuffledBatches:
         self.generators = [torch.Generator(device=dataset.device).manual_seed(seed) for seed in seeds]
         self.epoch = -1
         self.epoch_start_states: list[torch.Tensor] = []
-        self.permutations: torch.Tensor | None = None
+        # Filled in place (never reallocated): a captured graph reads them at fixed addresses.
+        self.permutations = torch.empty(len(seeds), self.num_observations, dtype=torch.int64, device=dataset.device)
+        self.batch_offsets = torch.arange(batch_size, device=dataset.device)
+        self.offset = torch.zeros(1, dtype=torch.int64, device=dataset.device)
 
     def _start_epoch(self, epoch: int) -> None:
         self.epoch_start_states = [generator.get_state() for generator in self.generators]
-        self.permutations = torch.stack([
-            torch.randperm(self.num_observations, generator=generator, device=self.dataset.device)
-            for generator in self.generators])
+        for row, generator in zip(self.permutations, self.generators):
+            row.copy_(torch.randperm(self.num_observations, generator=generator, device=self.dataset.device))
         self.epoch = epoch
 
-    def indices(self, step: int) -> torch.Tensor:
-        """(S, batch_size) observation indices of `step` (steps count from 0 across epochs)."""
+    def begin_step(self, step: int) -> None:
+        """The host's part of `step` (steps count from 0 across epochs)."""
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self.epoch:
             if epoch != self.epoch + 1 and self.epoch >= 0:
                 raise ValueError(f"steps must advance one epoch at a time (at epoch {self.epoch}, asked {epoch})")
             self._start_epoch(epoch)
-        offset = position * self.batch_size
-        return self.permutations[:, offset:offset + self.batch_size]
+        self.offset.fill_(position * self.batch_size)
 
-    def observations(self, step: int) -> torch.Tensor:
-        """(S, batch_size, *observation_shape) observations of `step`, as the dataset stores them (uint8 images)."""
-        indices = self.indices(step)
+    def current_indices(self) -> torch.Tensor:
+        """(S, batch_size) observation indices of the step begun last."""
+        return self.permutations.index_select(1, self.offset + self.batch_offsets)
+
+    def current_observations(self) -> torch.Tensor:
+        """(S, batch_size, *observation_shape) observations of the step begun last, as the dataset stores them
+        (uint8 images)."""
+        indices = self.current_indices()
         if self.resident is not None:
             return self.resident[indices]
         factors = self.dataset.factors_from_indices(indices.reshape(-1))
         batch = self.dataset.observations_from_factors(factors)
         return batch.view(*indices.shape, *batch.shape[1:])
+
+    def indices(self, step: int) -> torch.Tensor:
+        self.begin_step(step)
+        return self.current_indices()
+
+    def observations(self, step: int) -> torch.Tensor:
+        self.begin_step(step)
+        return self.current_observations()
 
     def state(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "epoch_start_states": self.epoch_start_states}

@@ -49,6 +49,8 @@ class TrainingPlan:
         later_model_steps: model-steps of the fit's later stages, so the announced duration covers the whole fit.
         precision: "float32", or "bf16" (the problem's loss terms under bfloat16 autocast).
         compile: run the network through torch.compile.
+        cuda_graphs: capture a step's device part in a CUDA graph once and replay it every later step (a CUDA device
+            and resident observations needed).
     """
 
     name: str
@@ -65,6 +67,7 @@ class TrainingPlan:
     later_model_steps: int = 0
     precision: str = "float32"
     compile: bool = False
+    cuda_graphs: bool = False
 
 
 @dataclass
@@ -108,9 +111,19 @@ def apply_device_policy(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = DEVICE_POLICY["cudnn_benchmark"]
 
 
+def _check_modes(plan: TrainingPlan, device: torch.device) -> None:
+    if plan.cuda_graphs and device.type != "cuda":
+        raise ConfigError(f"training.cuda_graphs = True needs a CUDA device; this fit runs on {device.type}; set "
+                          "training.cuda_graphs = False")
+    if plan.cuda_graphs and plan.compile:
+        raise ConfigError("training.compile and training.cuda_graphs = True together are not accepted; expected one "
+                          "of them")
+
+
 def train_stack(problem: StackProblem, plan: TrainingPlan, dataset, context: FitContext) -> TrainingOutcome:
     """Train every solution of `plan`, stack by stack, resuming from the context's checkpoints."""
     _check_plan(plan, dataset)
+    _check_modes(plan, context.device)
     check_problem(problem)
     apply_device_policy(context.device)
     num_solutions = len(plan.seeds)

@@ -33,11 +33,13 @@ class AdamSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
-    def build(self, parameters: Sequence[nn.Parameter]) -> torch.optim.Adam:
-        """Adam over `parameters`, fused where the device has it (one kernel for every tensor, no host reads)."""
+    def build(self, parameters: Sequence[nn.Parameter], capturable: bool = False) -> torch.optim.Adam:
+        """Adam over `parameters`, fused where the device has it (one kernel for every tensor, no host reads);
+        `capturable` for a step captured in a CUDA graph (its step counts stay on the device)."""
         devices = {parameter.device.type for parameter in parameters}
         fused = bool(devices) and devices <= FUSED_ADAM_DEVICES
-        return torch.optim.Adam(parameters, lr=self.learning_rate, betas=self.betas, eps=self.eps, fused=fused or None)
+        return torch.optim.Adam(parameters, lr=self.learning_rate, betas=self.betas, eps=self.eps, fused=fused or None,
+                                capturable=capturable)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready, as records and cache keys show it."""

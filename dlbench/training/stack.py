@@ -1,8 +1,12 @@
 """The mutable state of one stack under training: its network, one optimiser per group, data order, noise streams,
-frozen solutions and running sums of the loss terms; and one optimiser step of it."""
+frozen solutions and running sums of the loss terms; and one optimiser step of it.
+
+A step has a host part (a new epoch's shuffle, a new block of noise, positions written into device tensors) and a
+device part that reads and writes device tensors only, at fixed addresses; with `cuda_graphs` the device part is
+captured once in a CUDA graph and replayed every later step."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -12,6 +16,10 @@ from dlbench.training.data import ShuffledBatches
 from dlbench.training.noise import NoiseStreams
 from dlbench.training.problem import OptimizerGroup, StepBatch
 from dlbench.training.seeds import DATA_ORDER, NOISE, derived_seed
+
+# Eager steps before a step is captured in a CUDA graph (after a start or a resume): lazy initialisations, the
+# optimisers' state and the noise blocks' first draws happen there, on a side stream as capture requires.
+GRAPH_WARMUP_STEPS = 3
 
 
 def group_parameters(network: torch.nn.Module, groups: Sequence[OptimizerGroup]) -> list[list[torch.nn.Parameter]]:
@@ -38,6 +46,14 @@ def group_parameters(network: torch.nn.Module, groups: Sequence[OptimizerGroup])
     return [[named[name] for name in names] for names in members]
 
 
+def capture_cuda_graph(step: Callable[[], dict[str, torch.Tensor]]) -> tuple[Any, dict[str, torch.Tensor]]:
+    """`step` captured in a CUDA graph (capture runs nothing): the graph, and the outputs each replay rewrites."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = step()
+    return graph, outputs
+
+
 class TrainingStack:
     """One stack of solutions under training (see the module docstring)."""
 
@@ -47,14 +63,22 @@ class TrainingStack:
         self.network = problem.build(solutions).to(device)
         # What the step calls: the network itself, or its compiled twin (same parameters; the state dict stays plain).
         self.forward = torch.compile(self.network) if plan.compile else self.network
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.precision == "bf16")
+        # A captured graph replays kernels, not Python: autocast must not cache casts of the weights between steps.
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.precision == "bf16",
+                                       cache_enabled=not plan.cuda_graphs)
         self.groups = plan.optimizer_groups
         self.group_parameters = group_parameters(self.network, self.groups)
-        self.optimizers = [group.adam.build(parameters)
+        self.optimizers = [group.adam.build(parameters, capturable=plan.cuda_graphs)
                            for group, parameters in zip(self.groups, self.group_parameters)]
         seeds = [plan.seeds[s] for s in solutions]
         self.batches = ShuffledBatches(dataset, [derived_seed(seed, DATA_ORDER) for seed in seeds], plan.batch_size,
                                        total_steps=plan.steps)
+        if plan.cuda_graphs and self.batches.resident is None:
+            raise ConfigError(f"training.cuda_graphs = True needs every observation of {dataset.name} resident on "
+                              f"{device}, and they do not fit in its free memory; set training.cuda_graphs = False")
+        self.graph: Any = None  # the captured device part of a step, with the loss terms it writes
+        self.graph_terms: dict[str, torch.Tensor] = {}
+        self.eager_steps = 0  # since the start or the last resume
         self.noise = NoiseStreams([torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE))
                                    for seed in seeds], device)
         self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
@@ -87,13 +111,46 @@ class TrainingStack:
         self.frozen_at.copy_(state["frozen_at"])
         self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
         self.tail_sums = {k: v.to(device) for k, v in state["tail_sums"].items()}
+        self.graph, self.graph_terms, self.eager_steps = None, {}, 0  # the optimisers' state tensors are new ones
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One optimiser step of every group; the step's loss terms (a frozen solution's as NaN). Nothing here reads
-        a value back to the host, and the number of operations does not depend on the stack's width, so a GPU can
-        queue steps back to back."""
+        """One optimiser step of every group; the step's loss terms (a frozen solution's as NaN, valid until the next
+        step). Nothing here reads a value back to the host, and the number of operations does not depend on the
+        stack's width, so a GPU can queue steps back to back."""
         self.noise.begin_step(self.step)
-        batch = StepBatch(self.batches.observations(self.step), self.step_index, self.solutions, self.noise)
+        self.batches.begin_step(self.step)
+        if self.graph is not None:
+            self.graph.replay()
+            terms = self.graph_terms
+        elif self.plan.cuda_graphs:
+            terms = self._capture() if self.eager_steps >= GRAPH_WARMUP_STEPS else self._side_stream_step()
+        else:
+            terms = self._device_step()
+        self.step += 1
+        return terms
+
+    def _side_stream_step(self) -> dict[str, torch.Tensor]:
+        """An eager step before capture, on a side stream on a GPU (as capture requires)."""
+        device = self.frozen.device
+        if device.type != "cuda":
+            terms = self._device_step()
+        else:
+            main, side = torch.cuda.current_stream(device), torch.cuda.Stream(device)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                terms = self._device_step()
+            main.wait_stream(side)
+        self.eager_steps += 1
+        return terms
+
+    def _capture(self) -> dict[str, torch.Tensor]:
+        """Capture this step's device part and replay it for this step."""
+        self.graph, self.graph_terms = capture_cuda_graph(self._device_step)
+        self.graph.replay()
+        return self.graph_terms
+
+    def _device_step(self) -> dict[str, torch.Tensor]:
+        batch = StepBatch(self.batches.current_observations(), self.step_index, self.solutions, self.noise)
         with self.autocast:
             terms = self.problem.loss_terms(self.forward, batch)
         objectives = [terms[group.objective] for group in self.groups]
@@ -106,7 +163,6 @@ class TrainingStack:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         self._restore_frozen(held)
-        self.step += 1
         self.step_index.add_(1)
         return {key: torch.where(self.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
                 for key, value in terms.items()}

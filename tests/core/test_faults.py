@@ -546,3 +546,26 @@ def test_a_run_resumed_at_its_scoring_refuses_a_state_file_that_is_not_its_fits(
     err = assert_one_line_failure(["run", world / "tiny.gin", "--out", world / "fresh", "--quiet", "--seed", "5"],
                                   world, capsys, NOT_ITS_STATE)
     assert f"{partial / records.STATE_FILE} does not match the state digest in {partial / 'fit.json'}" in err
+
+
+# The training modes ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bindings, expected", [
+    (["training.precision = 'float16'"], "training.precision = 'float16' is not accepted; expected 'float32' or "
+                                         "'bf16'"),
+    (["training.compile = 1"], "training.compile = 1 is not accepted; expected True or False"),
+    (["training.cuda_graphs = 'yes'"], "training.cuda_graphs = 'yes' is not accepted; expected True or False"),
+    (["training.compile = True", "training.cuda_graphs = True"],
+     "training.cuda_graphs = True is not accepted; expected False while training.compile = True"),
+    # Refused by the engine, on a CPU, before the first step (and before any stage is cached).
+    (["training.cuda_graphs = True"], "training.cuda_graphs = True needs a CUDA device; this fit runs on cpu; set "
+                                      "training.cuda_graphs = False"),
+])
+def test_bad_training_modes_are_refused_before_training(world, capsys, monkeypatch, bindings, expected):
+    (world / "deep.gin").write_text(tiny_deep_gin(betas=[4], steps=2))
+    monkeypatch.setenv("DLBENCH_CACHE_DIR", str(world / "cache"))
+    options = [item for binding in bindings for item in ("-p", binding)]
+    assert_one_line_failure(["run", world / "deep.gin", "--out", world / "deep_runs", "--quiet", "--device", "cpu",
+                             *options], world, capsys, expected)
+    assert not list((world / "cache").rglob("*.pt"))

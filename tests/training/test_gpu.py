@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlbench import FitContext, create_dataset
+from dlbench import FitContext, FitInterrupted, create_dataset
 from dlbench.training import StepBatch, TrainingPlan, train_stack
 from dlbench.training.memory import choose_stack_width
 from dlbench.training.noise import NoiseStreams
@@ -115,3 +115,43 @@ def test_gpu_training_matches_cpu_training_on_the_same_batches(strict_float32):
     for name, value in cpu_parameters.items():
         gap = (gpu_parameters[name] - value).abs()
         assert gap.max() <= 1e-3 and gap.mean() <= 1e-5, (name, gap.max().item(), gap.mean().item(), _policy())
+
+
+def _graphs_fit(dataset, path, after_checkpoint=None, **modes):
+    plan = TrainingPlan("graphs", (0, 1), 120, 16, log_every=10, checkpoint_every=40, tail_steps=10, stack_width=2,
+                        **modes)
+    context = FitContext(CUDA, 0, path, progress=False, after_checkpoint=after_checkpoint)
+    return train_stack(problem(2, num_channels=1), plan, dataset, context), context
+
+
+def _assert_close_fits(one, other):
+    for name, value in one.parameters.items():
+        # Replayed kernels are the eager ones, but a captured cuBLAS call may choose another algorithm (another
+        # workspace): the stack's tolerance (above).
+        gap = (other.parameters[name] - value).abs()
+        assert gap.max() <= 5e-4 and gap.mean() <= 2e-6, (name, gap.max().item(), gap.mean().item(), _policy())
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_a_cuda_graph_trains_as_eager_steps_and_resumes(tmp_path, strict_float32):
+    # 864 images, 54 batches an epoch: the 120 steps cross two epochs and a noise block.
+    dataset = create_dataset("dsprites", source="procedural", factor_sizes=SMALL_GRID, device=CUDA)
+    eager, eager_context = _graphs_fit(dataset, tmp_path / "eager")
+    graphed, graphed_context = _graphs_fit(dataset, tmp_path / "graphed", cuda_graphs=True)
+    eager_curve = torch.tensor([point["total"] for point in eager_context.history])
+    graphed_curve = torch.tensor([point["total"] for point in graphed_context.history])
+    assert torch.allclose(graphed_curve, eager_curve, rtol=1e-4, atol=0), (graphed_curve - eager_curve).abs().max()
+    _assert_close_fits(eager, graphed)
+    saves = []
+
+    def interrupt_at_step_80():  # layout, then the stack at steps 40 and 80
+        saves.append(1)
+        if len(saves) == 3:
+            raise FitInterrupted
+
+    with pytest.raises(FitInterrupted):
+        _graphs_fit(dataset, tmp_path / "resumed", after_checkpoint=interrupt_at_step_80, cuda_graphs=True)
+    resumed, resumed_context = _graphs_fit(dataset, tmp_path / "resumed", cuda_graphs=True)
+    assert resumed_context.resumed
+    _assert_close_fits(graphed, resumed)

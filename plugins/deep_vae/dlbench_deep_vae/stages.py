@@ -78,7 +78,7 @@ class StageSettings:
                             tail_steps=tail_steps(steps), stack_width=self.stack_width,
                             tensorboard_dir=self.tensorboard_dir, labels=tuple(labels),
                             later_model_steps=later_model_steps, precision=self.context.training.precision,
-                            compile=self.context.training.compile)
+                            compile=self.context.training.compile, cuda_graphs=self.context.training.cuda_graphs)
 
     def identity(self, objective: Objective, grid: SolutionGrid, cell: tuple, steps: int) -> dict:
         facts = {k: v for k, v in self.dataset.describe().items() if k not in ("file", "cache", "note")}
@@ -90,6 +90,8 @@ class StageSettings:
                 "run_seed": self.context.seed, "steps": steps, "batch_size": self.batch_size, "optimizers": groups,
                 "tail_steps": tail_steps(steps), "precision": self.context.training.precision,
                 "compile": self.context.training.compile,
+                # Named only when on, so that the caches of fits made before the mode existed are still found.
+                **({"cuda_graphs": True} if self.context.training.cuda_graphs else {}),
                 "plugin": importlib.metadata.version("dlbench-deep-vae"),
                 "dlbench": dlbench.__version__, "code": code_fingerprint()}
 
