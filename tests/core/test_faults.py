@@ -319,6 +319,14 @@ def another_runs_state(run_dir: Path) -> None:
     records.save_state(run_dir / records.STATE_FILE, {"B": torch.from_numpy(state["B"][..., :-1, :])})
 
 
+def number_in_record(run_dir: Path, literal: str) -> None:
+    """A score written as a JSON number dlbench never writes (it writes null where a value is not finite), in place
+    of the one the digest was computed over."""
+    edit_record(run_dir, lambda r: (r["metrics"]["mig"].update(mig=-1), resign(r)))
+    path = run_dir / records.RECORD_FILE
+    path.write_text(path.read_text().replace('"mig": -1', f'"mig": {literal}', 1))
+
+
 NOT_ITS_STATE = "state.npz does not match the state digest in "
 STATE_DAMAGE = [
     (lambda d: (d / records.STATE_FILE).write_bytes(b""), NOT_ITS_STATE),
@@ -345,6 +353,12 @@ RECORD_DAMAGE = [
      "does not end with its fit_hash"),
     (lambda d: edit_record(d, lambda r: (r["model"].update(name="other_model"), resign(r))), "record was edited"),
     (lambda d: edit_record(d, lambda r: (r.update(replicate_axes=["seed"]), resign(r))), "replicate axis 'seed'"),
+    (lambda d: number_in_record(d, "1e999"), "not valid JSON (the number 1e999 is out of range"),
+    (lambda d: number_in_record(d, "-Infinity"), "not valid JSON (-Infinity is not strict JSON"),
+    (lambda d: number_in_record(d, "NaN"), "not valid JSON (NaN is not strict JSON"),
+    (lambda d: edit_record(d, lambda r: (r["metrics"]["mig"].update(mig=10 ** 400), resign(r))),
+     "not valid JSON (the number 1000000000"),
+    (lambda d: (d / records.RECORD_FILE).write_text("[" * 100_000), "not valid JSON (nested too deeply)"),
 ]
 
 
