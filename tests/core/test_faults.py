@@ -103,6 +103,50 @@ def test_bad_paths(world, capsys, argv, expected):
     assert_one_line_failure(argv(world), world, capsys, expected)
 
 
+# Output directories of the leaderboard and the report --------------------------------------------------------
+
+def project_root(w: Path) -> Path:
+    """A directory of someone's project: its README.md is not the leaderboard's."""
+    (w / "project").mkdir()
+    (w / "project" / "README.md").write_text("# my project\n")
+    return w / "project"
+
+
+def board_with_foreign(w: Path, name: str, content: str) -> Path:
+    """A leaderboard directory (its README.md the leaderboard's own) that also holds another's `name`."""
+    board = w / "board"
+    board.mkdir()
+    (board / "README.md").write_text("# dlbench leaderboard\n\nBuilt from 1 run records.\n")
+    (board / name).write_text(content)
+    return board
+
+
+def users_figures(w: Path) -> Path:
+    (w / "mine" / "figures").mkdir(parents=True)
+    (w / "mine" / "figures" / "plot.png").write_bytes(b"\x89PNG someone's figure")
+    return w / "mine"
+
+
+NOT_WRITTEN_BY_DLBENCH = "which dlbench did not write; expected a missing or empty directory, or one that "
+OUT_DIR_CASES = [
+    (lambda w: w / "a_file", "is a file; expected a missing or empty directory, or one that "),
+    (project_root, "holds README.md, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: board_with_foreign(w, "index.html", "<!DOCTYPE html>\n<title>my page</title>\n"),
+     "holds index.html, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: board_with_foreign(w, "paper.md", "# my paper\n"), "holds paper.md, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: board_with_foreign(w, "records", "a file where the record copies go"),
+     "holds records, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: w / "runs", "holds files dlbench did not write and no page of a leaderboard"),
+    (users_figures, "holds files dlbench did not write and no page of a leaderboard"),
+]
+
+
+@pytest.mark.parametrize("command", [["leaderboard"], ["report", "paper"]], ids=["leaderboard", "report"])
+@pytest.mark.parametrize("out, expected", OUT_DIR_CASES, ids=[f"out{i}" for i in range(len(OUT_DIR_CASES))])
+def test_the_leaderboard_and_the_report_write_only_over_their_own_files(world, capsys, command, out, expected):
+    assert_one_line_failure([*command, world / "runs", "--out", out(world)], world, capsys, expected)
+
+
 def fill_the_disk_while_writing(monkeypatch, file_name: str, capacity: int = 100) -> None:
     """Writes of `file_name` through the atomic writer fail as on a full disk once `capacity` bytes are written."""
     import errno
