@@ -109,6 +109,39 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not strict JSON; a record holds null where a value is not finite")
+
+
+def _out_of_range(text: str) -> ValueError:
+    shown = text if len(text) <= 20 else f"{text[:20]}…"
+    return ValueError(f"the number {shown} is out of range of a float")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # json reads 1e999 as infinity, which a record never holds
+        raise _out_of_range(text)
+    return value
+
+
+def _float_sized_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > sys.float_info.max:  # a score would overflow becoming a float
+        raise _out_of_range(text)
+    return value
+
+
+def parse_record_json(data: bytes) -> Any:
+    """JSON as records are written (strict, finite): NaN, Infinity and numbers beyond a float's range are refused,
+    like text that is not JSON, with a ValueError."""
+    try:
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float,
+                          parse_int=_float_sized_int)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def record_digest(record: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of the record without its digest: any edit of the file shows."""
     content = {key: value for key, value in record.items() if key != DIGEST_FIELD}
@@ -167,8 +200,8 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RecordError(f"{run_dir}: no {RECORD_FILE}; give the directory of a finished run")
     try:
-        record = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        record = parse_record_json(path.read_bytes())
+    except ValueError as exc:  # UnicodeDecodeError and json's errors included
         raise RecordError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
         raise RecordError(f"{path}: cannot be read ({exc.strerror})") from None

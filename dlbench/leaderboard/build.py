@@ -12,6 +12,7 @@ from dlbench import atomic_write
 from dlbench.errors import DlbenchError
 from dlbench.leaderboard import figures
 from dlbench.leaderboard.markdown import markdown
+from dlbench.leaderboard.output import check_out_dir
 from dlbench.leaderboard.page import html_page
 from dlbench.leaderboard.render import LeaderboardContent
 from dlbench.leaderboard.tables import Ranking, Study, rankings, setting_rows, studies
@@ -72,6 +73,7 @@ def build_leaderboard(result_dirs: Sequence[str | Path], out_dir: str | Path, re
     """Write the leaderboard of every record under `result_dirs` into `out_dir`. index.html links the figures
     beside it (each PNG is stored once), or with `embed_figures` carries them inside, as a page that travels alone."""
     out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     with Results(result_dirs, rebuild=rebuild, include_unverified=include_unverified) as results:
         rows = setting_rows(results, list(HEADLINE_METRICS))
         runs = results.runs()

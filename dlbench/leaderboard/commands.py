@@ -47,7 +47,8 @@ def add_commands(subparsers) -> None:
                     "static HTML page (index.html, linking figures/*.png, or carrying them with --embed-figures), "
                     "figures/*.png and copies of the records.")
     add_record_arguments(leaderboard)
-    leaderboard.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    leaderboard.add_argument("--out", default=DEFAULT_OUT, help=f"output directory: missing, empty or one dlbench "
+                             f"wrote (default: {DEFAULT_OUT})")
     leaderboard.add_argument("--embed-figures", action="store_true",
                              help="carry the figures inside index.html (one file to send) instead of linking figures/")
     leaderboard.set_defaults(handler=_cmd_leaderboard)
@@ -58,5 +59,6 @@ def add_commands(subparsers) -> None:
     kinds.required = True
     paper = kinds.add_parser("paper", help="each claim of the paper, the numbers measured and a verdict (paper.md)")
     add_record_arguments(paper)
-    paper.add_argument("--out", default=DEFAULT_OUT, help=f"output directory for paper.md (default: {DEFAULT_OUT})")
+    paper.add_argument("--out", default=DEFAULT_OUT, help=f"output directory for paper.md: missing, empty or one "
+                       f"dlbench wrote (default: {DEFAULT_OUT})")
     paper.set_defaults(handler=_cmd_report)

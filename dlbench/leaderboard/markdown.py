@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dlbench.leaderboard import render
 from dlbench.leaderboard.figures import Figure
+from dlbench.leaderboard.output import README_TITLE
 from dlbench.leaderboard.render import LeaderboardContent
 from dlbench.leaderboard.tables import Ranking
 
@@ -60,7 +61,7 @@ def _section(dataset: str, source: str, rankings: list[Ranking], studies: list, 
 
 def markdown(content: LeaderboardContent, out_dir: Path) -> str:
     claims = render.CLAIMS_LINK.replace("paper.md", "[paper.md](paper.md)", 1)
-    lines = ["# dlbench leaderboard", "",
+    lines = [README_TITLE, "",
              f"Built from {content.record_count} run records ({content.solution_count} solutions) in "
              f"{', '.join(f'`{d}`' for d in content.result_dirs)}. {claims}", "",
              "## Scale", "", render.BANNER_INTRO, "",

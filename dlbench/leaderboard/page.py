@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from dlbench.leaderboard.figures import Figure
+from dlbench.leaderboard.output import HTML_TITLE
 from dlbench.leaderboard.render import (
     BANNER_HEADERS,
     BANNER_INTRO,
@@ -184,7 +185,7 @@ def html_page(content: LeaderboardContent, out_dir: Path, embed_figures: bool = 
     """The page; its figures are the PNGs under out_dir, linked, or embedded for a page that travels alone."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>dlbench leaderboard</title><style>{STYLE}</style></head><body>",
+             f"{HTML_TITLE}<style>{STYLE}</style></head><body>",
              "<h1>dlbench leaderboard</h1>",
              f"<p>Built from {content.record_count} run records ({content.solution_count} solutions) in "
              f"{html.escape(', '.join(str(d) for d in content.result_dirs))}. Click a column header to sort.</p>",

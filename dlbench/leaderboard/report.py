@@ -17,6 +17,7 @@ import numpy as np
 from dlbench import atomic_write
 from dlbench.leaderboard import verdicts
 from dlbench.leaderboard.claims import LAMBDA, Cells, Claim, PartResult, known, statistics
+from dlbench.leaderboard.output import PAPER_TITLE, check_out_dir
 from dlbench.leaderboard.paper_claims import CLAIMS
 from dlbench.leaderboard.tables import Study, is_number, setting_rows, studies
 from dlbench.results import HEADLINE_METRICS, IDENTITY_FIELDS, Condition, Results, group_fields, where_text
@@ -150,7 +151,7 @@ def _claim_section(judgement: ClaimJudgement) -> list[str]:
 
 
 def paper_markdown(judgements: Sequence[ClaimJudgement], dirs: str, warnings: Sequence[str]) -> str:
-    lines = ["# The paper's claims, tested on these records", "",
+    lines = [PAPER_TITLE, "",
              f"Built by `dlbench report paper {dirs}` from the run records under {dirs}. {INTRODUCTION}", "",
              "| claim | verdict | parts |", "|---|---|---|",
              *(f"| {j.claim.number}. {j.claim.title} | **{j.verdict}** | "
@@ -166,13 +167,14 @@ def paper_markdown(judgements: Sequence[ClaimJudgement], dirs: str, warnings: Se
 def write_paper_report(result_dirs: Sequence[str | Path], out_dir: str | Path, rebuild: bool = False,
                        include_unverified: bool = False) -> tuple[Path, list[ClaimJudgement], list[str]]:
     """Write OUT/paper.md; return its path, the judgements and the warnings about records."""
+    path = Path(out_dir) / "paper.md"
+    check_out_dir(path.parent)
     dirs = _quoted_dirs(result_dirs)
     metrics = list(HEADLINE_METRICS)
     with Results(result_dirs, rebuild=rebuild, include_unverified=include_unverified) as results:
         rows = setting_rows(results, metrics)
         judgements = judge_claims(results, studies(rows, results.runs()), dirs)
         warnings = list(results.warnings)
-    path = Path(out_dir) / "paper.md"
     text = paper_markdown(judgements, dirs, warnings)
     atomic_write(path, lambda stream: stream.write(text.encode()))
     return path, judgements, warnings

@@ -78,21 +78,12 @@ def _refuse(path: Path, what: str, expected: str) -> RecordError:
     return RecordError(f"{path}: {what} is not accepted; expected {expected}")
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not strict JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses to infinity: never a value dlbench writes
-        raise ValueError(f"the number {text[:20]} is out of range")
-    return value
-
-
 def _parse(path: Path, data: bytes) -> dict[str, Any]:
+    from dlbench.records import parse_record_json
+
     try:
-        record = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        record = parse_record_json(data)
+    except ValueError as exc:
         raise _refuse(path, f"the contents ({str(exc).splitlines()[0]})", "a JSON run record") from None
     if not isinstance(record, dict):
         raise _refuse(path, f"a JSON {type(record).__name__}", "a JSON object (a run record)")
@@ -215,19 +206,14 @@ def _run_fields(path: Path, record: dict[str, Any], axes: dict[str, list[Any]]) 
 
 def _solution_scores(path: Path, record: dict[str, Any], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Every score with one value per solution, flattened; scores per run or per latent are not indexed."""
-    import numpy as np
-
     from dlbench.summary import scalar_scores  # loads numpy and torch: only when a record is (re)read
 
     try:
         scores = scalar_scores(record)
-    except (AttributeError, TypeError, OverflowError):  # a "values" that is not a mapping; an integer beyond float
+    except (AttributeError, TypeError):  # a "values" that is not a mapping
         raise _refuse(path, "the metrics", "{metric: {score: finite number or nested list}}") from None
-    flat = {name: values.reshape(-1) for name, values in scores.items() if values.shape == shape}
-    infinite = next((name for name, values in flat.items() if np.isinf(values).any()), None)
-    if infinite is not None:
-        raise _refuse(path, f"score {infinite[:60]!r} with an infinite value", "finite numbers (strict JSON)")
-    return flat
+    # finite: the record's numbers were parsed within a float's range (parse_record_json)
+    return {name: values.reshape(-1) for name, values in scores.items() if values.shape == shape}
 
 
 def _failures(scores: dict[str, np.ndarray], count: int) -> tuple[str | None, ...]:

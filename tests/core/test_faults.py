@@ -103,6 +103,50 @@ def test_bad_paths(world, capsys, argv, expected):
     assert_one_line_failure(argv(world), world, capsys, expected)
 
 
+# Output directories of the leaderboard and the report --------------------------------------------------------
+
+def project_root(w: Path) -> Path:
+    """A directory of someone's project: its README.md is not the leaderboard's."""
+    (w / "project").mkdir()
+    (w / "project" / "README.md").write_text("# my project\n")
+    return w / "project"
+
+
+def board_with_foreign(w: Path, name: str, content: str) -> Path:
+    """A leaderboard directory (its README.md the leaderboard's own) that also holds another's `name`."""
+    board = w / "board"
+    board.mkdir()
+    (board / "README.md").write_text("# dlbench leaderboard\n\nBuilt from 1 run records.\n")
+    (board / name).write_text(content)
+    return board
+
+
+def users_figures(w: Path) -> Path:
+    (w / "mine" / "figures").mkdir(parents=True)
+    (w / "mine" / "figures" / "plot.png").write_bytes(b"\x89PNG someone's figure")
+    return w / "mine"
+
+
+NOT_WRITTEN_BY_DLBENCH = "which dlbench did not write; expected a missing or empty directory, or one that "
+OUT_DIR_CASES = [
+    (lambda w: w / "a_file", "is a file; expected a missing or empty directory, or one that "),
+    (project_root, "holds README.md, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: board_with_foreign(w, "index.html", "<!DOCTYPE html>\n<title>my page</title>\n"),
+     "holds index.html, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: board_with_foreign(w, "paper.md", "# my paper\n"), "holds paper.md, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: board_with_foreign(w, "records", "a file where the record copies go"),
+     "holds records, " + NOT_WRITTEN_BY_DLBENCH),
+    (lambda w: w / "runs", "holds files dlbench did not write and no page of a leaderboard"),
+    (users_figures, "holds files dlbench did not write and no page of a leaderboard"),
+]
+
+
+@pytest.mark.parametrize("command", [["leaderboard"], ["report", "paper"]], ids=["leaderboard", "report"])
+@pytest.mark.parametrize("out, expected", OUT_DIR_CASES, ids=[f"out{i}" for i in range(len(OUT_DIR_CASES))])
+def test_the_leaderboard_and_the_report_write_only_over_their_own_files(world, capsys, command, out, expected):
+    assert_one_line_failure([*command, world / "runs", "--out", out(world)], world, capsys, expected)
+
+
 def fill_the_disk_while_writing(monkeypatch, file_name: str, capacity: int = 100) -> None:
     """Writes of `file_name` through the atomic writer fail as on a full disk once `capacity` bytes are written."""
     import errno
@@ -319,6 +363,14 @@ def another_runs_state(run_dir: Path) -> None:
     records.save_state(run_dir / records.STATE_FILE, {"B": torch.from_numpy(state["B"][..., :-1, :])})
 
 
+def number_in_record(run_dir: Path, literal: str) -> None:
+    """A score written as a JSON number dlbench never writes (it writes null where a value is not finite), in place
+    of the one the digest was computed over."""
+    edit_record(run_dir, lambda r: (r["metrics"]["mig"].update(mig=-1), resign(r)))
+    path = run_dir / records.RECORD_FILE
+    path.write_text(path.read_text().replace('"mig": -1', f'"mig": {literal}', 1))
+
+
 NOT_ITS_STATE = "state.npz does not match the state digest in "
 STATE_DAMAGE = [
     (lambda d: (d / records.STATE_FILE).write_bytes(b""), NOT_ITS_STATE),
@@ -345,6 +397,12 @@ RECORD_DAMAGE = [
      "does not end with its fit_hash"),
     (lambda d: edit_record(d, lambda r: (r["model"].update(name="other_model"), resign(r))), "record was edited"),
     (lambda d: edit_record(d, lambda r: (r.update(replicate_axes=["seed"]), resign(r))), "replicate axis 'seed'"),
+    (lambda d: number_in_record(d, "1e999"), "not valid JSON (the number 1e999 is out of range"),
+    (lambda d: number_in_record(d, "-Infinity"), "not valid JSON (-Infinity is not strict JSON"),
+    (lambda d: number_in_record(d, "NaN"), "not valid JSON (NaN is not strict JSON"),
+    (lambda d: edit_record(d, lambda r: (r["metrics"]["mig"].update(mig=10 ** 400), resign(r))),
+     "not valid JSON (the number 1000000000"),
+    (lambda d: (d / records.RECORD_FILE).write_text("[" * 100_000), "not valid JSON (nested too deeply)"),
 ]
 
 

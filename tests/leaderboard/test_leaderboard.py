@@ -7,11 +7,13 @@ import argparse
 import base64
 import itertools
 import re
+import shutil
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from dlbench.cli import main
 from dlbench.leaderboard import stats
 from dlbench.leaderboard.build import build_leaderboard
 from dlbench.leaderboard.fixtures import deep_record, linear_record, write_run
@@ -246,6 +248,7 @@ def test_command_rebuilds_and_drops_what_is_no_longer_there(built, tmp_path, cap
         "mig.mig": np.arange(6.0).reshape(3, 1, 2)}))
     out = tmp_path / "board"
     (out / "figures").mkdir(parents=True)
+    (out / "README.md").write_text("# dlbench leaderboard\n\nBuilt from 3 run records.\n")  # an earlier build's
     (out / "figures" / "old-study-lines.png").write_bytes(b"stale")
     (out / "records").mkdir()
     (out / "records" / "old-run.json").write_text("{}")
@@ -257,6 +260,21 @@ def test_command_rebuilds_and_drops_what_is_no_longer_there(built, tmp_path, cap
     assert sorted(p.name for p in (out / "records").iterdir()) == [run_dir.name]
     assert not (out / "figures" / "old-study-lines.png").exists()
     assert "shapes3d: official data" in (out / "README.md").read_text()
+
+
+def test_the_leaderboard_and_the_report_regenerate_in_place_from_the_records_they_keep(built, tmp_path, capsys):
+    # README.md's command for the committed leaderboard/; the files of others beside the pages are left alone
+    board = tmp_path / "board"
+    shutil.copytree(built[1], board)
+    (board / "notes.txt").write_text("mine")
+    for argv in (["report", "paper", board / "records", "--out", board],
+                 ["leaderboard", board / "records", "--out", board],
+                 ["report", "paper", board / "records", "--out", board]):
+        assert main([str(part) for part in argv]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in board.iterdir()) == ["README.md", "figures", "index.html", "notes.txt", "paper.md",
+                                                       "records"]
+    assert (board / "notes.txt").read_text() == "mine"
+    assert "Built from 4 run records" in (board / "README.md").read_text()
 
 
 def test_the_leaderboard_regenerates_from_the_records_it_keeps(built, tmp_path):

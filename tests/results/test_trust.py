@@ -118,6 +118,22 @@ def test_an_infinite_value_refuses_its_record_alone(runs, capsys, value):
     assert len(out.strip().splitlines()) == 1 + 2 and "inf" not in out
 
 
+@pytest.mark.parametrize("command", ["results", "leaderboard"])
+def test_a_signed_record_with_a_number_beyond_a_float_is_named_and_left_out(runs, tmp_path, capsys, command):
+    # Its digest matches (an integer that large has one), so only the parser stands between it and the scores.
+    record = deep_record("shapes3d", "official", BETAS, LAMBDAS, SEEDS, {"sap_score.sap": SAP})
+    record["metrics"]["sap_score"]["sap"][0][0][0] = 10 ** 400
+    path = write_run(runs, record) / "record.json"
+    before = checksums(runs)
+    argv = ["--metrics", "sap", "--format", "csv"] if command == "results" else ["--out", tmp_path / "board"]
+    code = main([command, str(runs), *map(str, argv)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0 and records_of(checksums(runs)) == records_of(before)
+    assert [line for line in err if str(path) in line] == [
+        f"warning: {path}: the contents (the number 10000000000000000000… is out of range of a float) is not "
+        "accepted; expected a JSON run record"]
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o600])
 def test_the_index_takes_the_permissions_of_the_records(runs, mode):
     for path in runs.rglob("record.json"):
