@@ -118,11 +118,25 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_json(path: Path, default: Any) -> Any:
+def _read_progress(path: Path) -> dict[str, Any]:
+    """A progress file of the partial run (fit.json, metrics.partial.json) as a JSON object; {} where it is missing
+    or damaged, so that the work it saved is done again (a fit resumes from its checkpoints, metrics are scored again)
+    rather than the run stopping at a file dlbench writes for itself."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return default
+        value = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _saved_segments(saved: dict[str, Any]) -> list[dict[str, Any]]:
+    """fit.json's segments where every one is whole; none (the earlier attempts' time unknown) otherwise."""
+    segments = saved.get("segments")
+    whole = isinstance(segments, list) and all(
+        isinstance(segment, dict) and isinstance(segment.get("started"), str)
+        and isinstance(segment.get("resumed"), bool) and isinstance(segment.get("outcome"), str)
+        and config.is_real(segment.get("seconds")) for segment in segments)
+    return segments if whole else []
 
 
 class _FitSegments:
@@ -131,7 +145,7 @@ class _FitSegments:
 
     def __init__(self, path: Path, resumed: bool):
         self.path = path
-        self.segments: list[dict[str, Any]] = _read_json(path, {}).get("segments", [])
+        self.segments = _saved_segments(_read_progress(path))
         self.current = {"started": _now(), "seconds": 0.0, "resumed": resumed or bool(self.segments),
                         "outcome": "running"}
         self.segments.append(self.current)
@@ -205,11 +219,11 @@ def _model_scores(model) -> dict[str, Any]:
 
 def _fitted(work_dir: Path) -> dict | None:
     """fit.json of a finished fit whose state was saved, or None when the fit must (re)start from checkpoints."""
-    saved = _read_json(work_dir / FIT_FILE, {})
-    segments = saved.get("segments") if isinstance(saved, dict) else None
-    finished = isinstance(segments, list) and segments and isinstance(segments[-1], dict) \
-        and segments[-1].get("outcome") == "finished" \
-        and {"hyperparameters", "model_scores", records.STATE_DIGEST_FIELD} <= set(saved)
+    saved = _read_progress(work_dir / FIT_FILE)
+    segments = _saved_segments(saved)
+    finished = segments and segments[-1]["outcome"] == "finished" \
+        and isinstance(saved.get("hyperparameters"), dict) and isinstance(saved.get("model_scores"), dict) \
+        and isinstance(saved.get(records.STATE_DIGEST_FIELD), str) and isinstance(saved.get("telemetry", {}), dict)
     return saved if finished and (work_dir / records.STATE_FILE).is_file() else None
 
 
@@ -302,7 +316,8 @@ def run_experiment(config_files: Sequence[str | Path], bindings: Sequence[str] =
 
         evaluate_started = time.perf_counter()
         partial_metrics = work_dir / PARTIAL_METRICS_FILE
-        sampled: dict[str, Any] = _read_json(partial_metrics, {})  # the model's own scores are in fit.json
+        # The model's own scores are in fit.json; a damaged entry is scored again.
+        sampled = {name: entry for name, entry in _read_progress(partial_metrics).items() if isinstance(entry, dict)}
         scored = {**sampled, **fitted["model_scores"]}
         stale = evaluation.stale_metrics(scored, metrics, experiment.evaluation_seed)
         remaining = [m for m in metrics if m.name in stale]

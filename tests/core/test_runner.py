@@ -143,6 +143,48 @@ def test_a_finished_fit_whose_fit_json_holds_no_state_digest_is_fitted_again_fro
     assert resumed.record["state_digest"] == records.file_digest(resumed.run_dir / "state.npz")
 
 
+def _finished_segments(fit: dict) -> dict:
+    return {**fit, "segments": [{**fit["segments"][0], "seconds": "soon"}]}
+
+
+@pytest.mark.parametrize("file_name, damage", [
+    ("fit.json", lambda fit: []),
+    ("fit.json", lambda fit: 5),
+    ("fit.json", lambda fit: {**fit, "segments": 3}),
+    ("fit.json", lambda fit: {**fit, "segments": [1]}),
+    ("fit.json", _finished_segments),
+    ("fit.json", lambda fit: {**fit, "model_scores": []}),
+    ("fit.json", lambda fit: {**fit, "telemetry": "fast"}),
+    ("metrics.partial.json", lambda metrics: []),
+    ("metrics.partial.json", lambda metrics: {"mig": 5}),
+], ids=["fit_list", "fit_number", "segments_number", "segment_number", "segment_seconds", "model_scores_list",
+        "telemetry_text", "metrics_list", "metric_number"])
+def test_a_damaged_progress_file_of_a_partial_run_is_work_done_again_not_a_crash(tmp_path, tiny_linear_gin,
+                                                                                 monkeypatch, file_name, damage):
+    from dlbench import evaluation
+
+    bindings = ["evaluation.metrics = ['mig', 'i_m']", "mig.protocol = 'dlib'", "mig.num_train = 300",
+                "i_m.protocol = 'dlib'", "i_m.num_train = 300"]
+    real_evaluate = evaluation.evaluate_metrics
+
+    def interrupted_after_the_first_metric(*args, on_result):  # mig is scored and kept in metrics.partial.json
+        def keep_then_stop(name, result):
+            on_result(name, result)
+            raise KeyboardInterrupt
+        return real_evaluate(*args, on_result=keep_then_stop)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "evaluate_metrics", interrupted_after_the_first_metric)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment([tiny_linear_gin], bindings, out_dir=tmp_path, progress=False)
+    (partial,) = tmp_path.glob("*.partial")
+    path = partial / file_name
+    path.write_text(json.dumps(damage(json.loads(path.read_text()))))
+    resumed = run_experiment([tiny_linear_gin], bindings, out_dir=tmp_path, progress=False)
+    assert set(resumed.record["metrics"]) >= {"mig", "i_m"}
+    assert records.read_record(resumed.run_dir) == resumed.record
+
+
 @pytest.mark.parametrize("binding, listed", [
     ("model.name = 'no_such_model'",
      "unknown model 'no_such_model'; available: annealed_vae, beta_tc_vae, beta_vae, dip_vae_i, dip_vae_ii, "
