@@ -3,10 +3,11 @@ and every host synchronisation (a value read back to Python, or an operation who
 
     with OperationCounter() as counter:
         stack.train_step()
-    counter.operations, counter.host_reads
+    counter.operations, counter.host_reads, counter.host_inputs
 
-A step a GPU can queue back to back (or capture in a CUDA graph) makes no host reads, and its operation count does not
-grow with the number of solutions in the stack.
+A step a GPU can queue back to back (or capture in a CUDA graph) makes no host reads, makes no tensor from Python data
+(on a GPU a copy from the host, which a capture refuses), and its operation count does not grow with the number of
+solutions in the stack.
 """
 from __future__ import annotations
 
@@ -47,15 +48,22 @@ class OperationCounter(TorchDispatchMode):
             self.counts[name] += 1
         if name in ("aten._to_copy", "aten.copy_") and _device_to_host(func, args, kwargs or {}):
             self.counts["device-to-host copy"] += 1
+        if name == "aten.lift_fresh":  # torch.tensor / as_tensor of Python data
+            self.counts["tensor from host data"] += 1
         return func(*args, **(kwargs or {}))
 
     @property
     def operations(self) -> int:
-        return sum(count for name, count in self.counts.items() if name != "device-to-host copy")
+        return sum(count for name, count in self.counts.items()
+                   if name not in ("device-to-host copy", "tensor from host data"))
 
     @property
     def host_reads(self) -> int:
         return sum(self.counts[name] for name in HOST_READS) + self.counts["device-to-host copy"]
+
+    @property
+    def host_inputs(self) -> int:
+        return self.counts["tensor from host data"]
 
 
 def _device_to_host(func, args, kwargs) -> bool:

@@ -46,10 +46,11 @@ def group_parameters(network: torch.nn.Module, groups: Sequence[OptimizerGroup])
     return [[named[name] for name in names] for names in members]
 
 
-def capture_cuda_graph(step: Callable[[], dict[str, torch.Tensor]]) -> tuple[Any, dict[str, torch.Tensor]]:
-    """`step` captured in a CUDA graph (capture runs nothing): the graph, and the outputs each replay rewrites."""
+def capture_cuda_graph(step: Callable[[], dict[str, torch.Tensor]], stream) -> tuple[Any, dict[str, torch.Tensor]]:
+    """`step` captured in a CUDA graph on `stream`, the stream its warm-up ran on (cuBLAS creates a handle per stream,
+    which must not happen during capture); capture runs nothing: the graph, and the outputs each replay rewrites."""
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=stream):
         outputs = step()
     return graph, outputs
 
@@ -79,6 +80,7 @@ class TrainingStack:
         self.graph: Any = None  # the captured device part of a step, with the loss terms it writes
         self.graph_terms: dict[str, torch.Tensor] = {}
         self.eager_steps = 0  # since the start or the last resume
+        self.side_stream = None  # a GPU's warm-up and capture stream
         self.noise = NoiseStreams([torch.Generator(device=device).manual_seed(derived_seed(seed, NOISE))
                                    for seed in seeds], device)
         self.frozen = torch.zeros(len(solutions), dtype=torch.bool, device=device)
@@ -130,22 +132,23 @@ class TrainingStack:
         return terms
 
     def _side_stream_step(self) -> dict[str, torch.Tensor]:
-        """An eager step before capture, on a side stream on a GPU (as capture requires)."""
+        """An eager step before capture, on the capture's side stream on a GPU (as capture requires)."""
         device = self.frozen.device
         if device.type != "cuda":
             terms = self._device_step()
         else:
-            main, side = torch.cuda.current_stream(device), torch.cuda.Stream(device)
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
+            main = torch.cuda.current_stream(device)
+            self.side_stream = self.side_stream or torch.cuda.Stream(device)
+            self.side_stream.wait_stream(main)
+            with torch.cuda.stream(self.side_stream):
                 terms = self._device_step()
-            main.wait_stream(side)
+            main.wait_stream(self.side_stream)
         self.eager_steps += 1
         return terms
 
     def _capture(self) -> dict[str, torch.Tensor]:
-        """Capture this step's device part and replay it for this step."""
-        self.graph, self.graph_terms = capture_cuda_graph(self._device_step)
+        """Capture this step's device part and replay it (on the current stream) for this step."""
+        self.graph, self.graph_terms = capture_cuda_graph(self._device_step, self.side_stream)
         self.graph.replay()
         return self.graph_terms
 

@@ -123,3 +123,17 @@ def test_a_cpu_dry_run_completes_every_part_it_can(tmp_path):
     assert parts["gpu_tests"]["tests"]["counts"]["skipped"] >= 3
     assert any(row.get("faster") for row in parts["deep_vae_stacking"]["rows"])
     assert "deep_vae grouped conv vs batched matmul S=2" in summary
+
+
+def test_a_requirement_still_missing_after_installation_fails_the_install_part_and_the_rest_runs(tmp_path,
+                                                                                                 monkeypatch):
+    def prepared_without_torch(repo, python, *args):
+        return gpu_check_env.Environment(python=python, how="reused",
+                                         requirements={"torch": None, "numpy": "2.0"})
+    monkeypatch.setattr(gpu_check_env, "prepare", prepared_without_torch)
+    code = gpu_check.main(["--cpu-dry-run", "--out", str(tmp_path), "--python", sys.executable,
+                           "--parts", "install,device"])
+    parts = _parts(json.loads((tmp_path / "gpu_check.json").read_text()))
+    assert code == 1 and parts["install"]["status"] == "failed"
+    assert parts["install"]["error"].startswith("requirements still missing: torch (no wheel for them in ")
+    assert parts["device"]["status"] == "ok"  # this interpreter has torch: the part ran all the same

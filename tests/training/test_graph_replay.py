@@ -63,7 +63,7 @@ def traced_capture(monkeypatch):
     """The engine's CUDA capture replaced by make_fx's record; yields the records made."""
     made = []
 
-    def capture(step):
+    def capture(step, stream):
         graph = TracedGraph(step.__self__, step)
         made.append(graph)
         return graph, graph.outputs

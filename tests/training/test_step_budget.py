@@ -43,6 +43,7 @@ def test_a_step_makes_no_host_reads_and_a_constant_number_of_operations(model_na
     counts = {width: counted_step(model_name, width, tmp_path) for width in (1, 4, 16)}
     for width, counter in counts.items():
         assert counter.host_reads == 0, (width, {k: v for k, v in counter.counts.items() if v})
+        assert counter.host_inputs == 0, (width, counter.counts)
         assert counter.operations <= BUDGET[model_name], (width, counter.operations)
         assert counter.host_part.operations == 2, counter.host_part.counts  # the step's two offsets written
     assert counts[4].operations == counts[16].operations
@@ -54,4 +55,24 @@ def test_the_counter_sees_host_reads_and_operations():
         values = torch.arange(5.0) * 2
         total = values.sum().item()
         torch.nonzero(values)
-    assert total == 20 and counter.host_reads == 2 and counter.operations >= 4
+        torch.tensor([1.0, 2.0])
+    assert total == 20 and counter.host_reads == 2 and counter.operations >= 4 and counter.host_inputs == 1
+
+
+@pytest.mark.parametrize("model_name, grid", [("beta_tc_vae", "betas"), ("dip_vae_i", "lambda_ods"),
+                                              ("dip_vae_ii", "lambda_ods"), ("annealed_vae", "c_maxes")])
+def test_every_zoo_step_makes_no_host_reads_and_no_tensor_from_host_data(model_name, grid, tmp_path):
+    """What a CUDA graph capture needs of every model's step (the budget test above counts two of them)."""
+    dataset = create_dataset("dsprites", source="procedural", factor_sizes=(1, 3, 6, 8, 8, 8))
+    model = create_model(model_name, **{grid: [1.0, 2.0]}, seeds=[0], cache_stages=False)
+    context = FitContext("cpu", 0, tmp_path, progress=False)
+    settings = StageSettings(dataset, context, model.grid, "paper", "bernoulli", model.adam, 64, 10, 1, 10, 100, 2,
+                             None)
+    cells, seeds = model.grid.cells(), [0, 1]
+    stack = TrainingStack(settings.problem(model.objective, model.grid, cells, seeds),
+                          settings.plan("budget", model.objective, seeds, 1000, [list(c) for c in cells]), dataset,
+                          context, seeds)
+    stack.train_step()
+    with OperationCounter() as counter:
+        stack.train_step()
+    assert counter.host_reads == 0 and counter.host_inputs == 0, counter.counts
