@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import interrupt_at_save
 
 from dlbench import FitContext, FitInterrupted, RecordError, create_dataset
 from dlbench.training import TrainingPlan, train_stack
@@ -59,16 +60,9 @@ def test_a_few_hundred_steps_lower_the_loss(dataset, tmp_path):
 def test_an_interrupted_stage_resumes_bit_for_bit(dataset, tmp_path):
     reference = train_stack(problem(), plan("stage", 60, width=1, checkpoint_every=20), dataset,
                             context(tmp_path / "reference"))
-    saves = []
-
-    def interrupt_at_the_third_save():  # layout, then stack0 at step 20, then stack0 at step 40
-        saves.append(1)
-        if len(saves) == 3:
-            raise FitInterrupted
-
-    with pytest.raises(FitInterrupted):
+    with pytest.raises(FitInterrupted):  # after the layout's, then stack0's at steps 20 and 40
         train_stack(problem(), plan("stage", 60, width=1, checkpoint_every=20), dataset,
-                    context(tmp_path / "resumed", after_checkpoint=interrupt_at_the_third_save))
+                    context(tmp_path / "resumed", after_checkpoint=interrupt_at_save(3)))
     resumed_context = context(tmp_path / "resumed")
     resumed = train_stack(problem(), plan("stage", 60, width=1, checkpoint_every=20), dataset, resumed_context)
     assert resumed_context.resumed
@@ -115,16 +109,9 @@ def test_a_nan_in_one_solution_freezes_it_and_leaves_the_others_untouched(datase
 def test_a_frozen_solution_stays_frozen_across_a_resume(dataset, tmp_path):
     uninterrupted = train_stack(DivergesAt(30, through_gradient=True), plan("nan", 80, width=2, checkpoint_every=20),
                                 dataset, context(tmp_path / "whole"))
-    saves = []
-
-    def interrupt_at_step_40():  # layout, then the stack at steps 20 and 40
-        saves.append(1)
-        if len(saves) == 3:
-            raise FitInterrupted
-
-    with pytest.raises(FitInterrupted):
+    with pytest.raises(FitInterrupted):  # after the layout's, then the stack's at steps 20 and 40
         train_stack(DivergesAt(30, through_gradient=True), plan("nan", 80, width=2, checkpoint_every=20), dataset,
-                    context(tmp_path / "resumed", after_checkpoint=interrupt_at_step_40))
+                    context(tmp_path / "resumed", after_checkpoint=interrupt_at_save(3)))
     # The resumed problem's loss is finite again (its NaN starts 30 calls after the resume, at step 70): the
     # solution frozen at step 30 stays frozen because the checkpoint says so, not because its loss is NaN.
     resumed = train_stack(DivergesAt(30, through_gradient=True), plan("nan", 80, width=2, checkpoint_every=20),

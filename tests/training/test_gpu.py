@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import interrupt_at_save
 
 from dlbench import FitContext, FitInterrupted, create_dataset
 from dlbench.training import StepBatch, TrainingPlan, train_stack
@@ -143,15 +144,8 @@ def test_a_cuda_graph_trains_as_eager_steps_and_resumes(tmp_path, strict_float32
     graphed_curve = torch.tensor([point["total"] for point in graphed_context.history])
     assert torch.allclose(graphed_curve, eager_curve, rtol=1e-4, atol=0), (graphed_curve - eager_curve).abs().max()
     _assert_close_fits(eager, graphed)
-    saves = []
-
-    def interrupt_at_step_80():  # layout, then the stack at steps 40 and 80
-        saves.append(1)
-        if len(saves) == 3:
-            raise FitInterrupted
-
-    with pytest.raises(FitInterrupted):
-        _graphs_fit(dataset, tmp_path / "resumed", after_checkpoint=interrupt_at_step_80, cuda_graphs=True)
+    with pytest.raises(FitInterrupted):  # after the layout's and step 40's and step 80's checkpoints
+        _graphs_fit(dataset, tmp_path / "resumed", after_checkpoint=interrupt_at_save(3), cuda_graphs=True)
     resumed, resumed_context = _graphs_fit(dataset, tmp_path / "resumed", cuda_graphs=True)
     assert resumed_context.resumed
     _assert_close_fits(graphed, resumed)
