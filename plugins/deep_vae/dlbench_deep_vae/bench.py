@@ -134,7 +134,8 @@ def bench_modes(quick: bool = False) -> list[dict[str, Any]]:
     (3 channels); compiling happens in the warm-up, outside the timing; a CUDA graph's capture (one per fit) inside
     it."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    steps = 10 if quick else 60
+    # On a GPU, enough steps that a graph's capture (three eager steps and the capture, each fit) weighs little.
+    steps = 10 if quick else 300 if device.type == "cuda" else 60
     dataset = create_dataset("shapes3d", source="procedural", device=device)
     results = []
     for name, modes in {**MODES, **(CUDA_MODES if device.type == "cuda" else {})}.items():
