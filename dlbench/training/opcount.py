@@ -73,3 +73,32 @@ def _device_to_host(func, args, kwargs) -> bool:
     target = kwargs.get("device")
     return bool(tensors) and tensors[0].device.type != "cpu" and target is not None \
         and torch.device(target).type == "cpu"
+
+
+def count_step(problem, plan, dataset, device: str | torch.device = "cpu") -> OperationCounter:
+    """The operations of one step of `problem`'s stack of every solution in `plan` (after a first step, which
+    creates the optimisers' state and draws the first noise block)."""
+    import tempfile
+
+    from dlbench.fitting import FitContext
+    from dlbench.training.stack import TrainingStack
+
+    with tempfile.TemporaryDirectory() as workdir:
+        solutions = list(range(len(plan.seeds)))
+        stack = TrainingStack(problem, plan, dataset, FitContext(device, 0, workdir, progress=False), solutions)
+        stack.train_step()
+        with OperationCounter() as counter:
+            stack.train_step()
+    return counter
+
+
+def check_capturable_step(problem, plan, dataset) -> None:
+    """Fail with the culprits where a step of `problem` reads a value back to the host or makes a tensor from Python
+    data: a GPU could not queue such steps back to back, and `training.cuda_graphs` could not capture them. For a
+    plugin's tests (on the CPU)."""
+    counter = count_step(problem, plan, dataset)
+    culprits = {name: count for name, count in counter.counts.items()
+                if name in HOST_READS or name in ("device-to-host copy", "tensor from host data")}
+    if culprits:
+        raise AssertionError(f"a training step of {type(problem).__name__} makes host reads or tensors from host data "
+                             f"({culprits}); keep every value the step needs on the device, made before training")

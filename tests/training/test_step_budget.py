@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlbench import FitContext, create_dataset, create_model
-from dlbench.training.opcount import OperationCounter
+from dlbench.training.opcount import OperationCounter, check_capturable_step
 from dlbench.training.stack import TrainingStack
 from dlbench_deep_vae.stages import StageSettings
 
@@ -59,20 +59,43 @@ def test_the_counter_sees_host_reads_and_operations():
     assert total == 20 and counter.host_reads == 2 and counter.operations >= 4 and counter.host_inputs == 1
 
 
-@pytest.mark.parametrize("model_name, grid", [("beta_tc_vae", "betas"), ("dip_vae_i", "lambda_ods"),
-                                              ("dip_vae_ii", "lambda_ods"), ("annealed_vae", "c_maxes")])
-def test_every_zoo_step_makes_no_host_reads_and_no_tensor_from_host_data(model_name, grid, tmp_path):
-    """What a CUDA graph capture needs of every model's step (the budget test above counts two of them)."""
+def zoo_stage(model_name: str, grid: str, tmp_path):
+    """The problem and plan of a two-solution stage of a zoo model on the dSprites stand-in."""
     dataset = create_dataset("dsprites", source="procedural", factor_sizes=(1, 3, 6, 8, 8, 8))
     model = create_model(model_name, **{grid: [1.0, 2.0]}, seeds=[0], cache_stages=False)
-    context = FitContext("cpu", 0, tmp_path, progress=False)
-    settings = StageSettings(dataset, context, model.grid, "paper", "bernoulli", model.adam, 64, 10, 1, 10, 100, 2,
-                             None)
-    cells, seeds = model.grid.cells(), [0, 1]
-    stack = TrainingStack(settings.problem(model.objective, model.grid, cells, seeds),
-                          settings.plan("budget", model.objective, seeds, 1000, [list(c) for c in cells]), dataset,
-                          context, seeds)
-    stack.train_step()
-    with OperationCounter() as counter:
-        stack.train_step()
-    assert counter.host_reads == 0 and counter.host_inputs == 0, counter.counts
+    settings = StageSettings(dataset, FitContext("cpu", 0, tmp_path, progress=False), model.grid, "paper",
+                             "bernoulli", model.adam, 64, 10, 1, 10, 100, 2, None)
+    cells = model.grid.cells()
+    return (settings.problem(model.objective, model.grid, cells, [0, 1]),
+            settings.plan("capture", model.objective, [0, 1], 1000, [list(c) for c in cells]), dataset)
+
+
+ZOO = [("beta_vae", "betas"), ("lambda_beta_vae", "betas"), ("beta_tc_vae", "betas"), ("factor_vae", "gammas"),
+       ("dip_vae_i", "lambda_ods"), ("dip_vae_ii", "lambda_ods"), ("annealed_vae", "c_maxes")]
+
+
+@pytest.mark.parametrize("model_name, grid", ZOO, ids=[name for name, _ in ZOO])
+def test_every_zoo_step_makes_no_host_reads_and_no_tensor_from_host_data(model_name, grid, tmp_path):
+    """What a GPU queue and a CUDA graph capture need of every model's step."""
+    check_capturable_step(*zoo_stage(model_name, grid, tmp_path))
+
+
+class ReadsTheHost:
+    """A problem whose step logs its loss with .item() and makes a tensor from a Python float."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.build = problem.build
+
+    def loss_terms(self, network, batch):
+        terms = self.problem.loss_terms(network, batch)
+        self.last_total = terms["total"].sum().item()
+        terms["total"] = terms["total"] * torch.tensor(1.0)
+        return terms
+
+
+def test_the_capture_check_names_what_a_step_reads_from_the_host(tmp_path):
+    problem, plan, dataset = zoo_stage("beta_vae", "betas", tmp_path)
+    with pytest.raises(AssertionError, match=r"ReadsTheHost makes host reads or tensors from host data "
+                                             r"\(\{'aten._local_scalar_dense': 1, 'tensor from host data': 1\}\)"):
+        check_capturable_step(ReadsTheHost(problem), plan, dataset)

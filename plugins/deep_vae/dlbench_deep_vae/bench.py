@@ -151,26 +151,19 @@ def bench_modes(quick: bool = False) -> list[dict[str, Any]]:
 def bench_engine_operations(quick: bool = False) -> list[dict[str, Any]]:
     """Operations and host reads of one engine step of a stack of S β-VAEs (dispatch-mode count), against S
     one-solution steps: the launches a stack saves a GPU. Seconds columns hold operation counts."""
-    import tempfile
-
-    from dlbench.training.opcount import OperationCounter
-    from dlbench.training.stack import TrainingStack
+    from dlbench.training.opcount import count_step
 
     dataset = create_dataset("dsprites", source="procedural", factor_sizes=(1, 3, 6, 8, 8, 8))
     results, single = [], None
     for width in (1, 4) if quick else (1, 4, 16):
         problem = VAEProblem(BetaVAE(), {"beta": torch.arange(1.0, width + 1)}, list(range(width)), 1, 10, "paper",
                              "bernoulli")
-        plan = TrainingPlan("ops", tuple(range(width)), 1000, BATCH_SIZE, stack_width=width)
-        with tempfile.TemporaryDirectory() as workdir:
-            stack = TrainingStack(problem, plan, dataset, FitContext("cpu", 0, workdir, progress=False),
-                                  list(range(width)))
-            stack.train_step()
-            with OperationCounter() as counter:
-                stack.train_step()
+        counter = count_step(problem, TrainingPlan("ops", tuple(range(width)), 1000, BATCH_SIZE, stack_width=width),
+                             dataset)
         single = single or counter.operations
         results.append({"name": f"engine step S={width}: operations", "seconds": counter.operations,
                         "baseline_seconds": width * single, "ratio": width * single / counter.operations,
-                        "note": f"{counter.operations} ops/step, {counter.host_reads} host reads/step; {width} "
+                        "note": f"{counter.operations} ops/step, {counter.host_reads} host reads/step, "
+                                f"{counter.host_inputs} tensors from host data/step; {width} "
                                 f"one-solution steps: {width * single} ops"})
     return results
