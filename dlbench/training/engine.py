@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -185,12 +185,6 @@ def _cpu_tensors(value):
     return value
 
 
-def _accumulate(sums: dict[str, torch.Tensor], terms: Mapping[str, torch.Tensor]) -> None:
-    for key, value in terms.items():
-        value = value.detach().double()
-        sums[key] = sums[key] + value if key in sums else value.clone()
-
-
 def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solutions: list[int], name: str,
                  clock: _Clock) -> dict[str, Any]:
     from tqdm.auto import tqdm  # only training shows a progress bar
@@ -200,17 +194,12 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
     if saved is not None:
         chunk.load(saved)
     writer = _tensorboard_writer(plan, name)
-    tail_start = plan.steps - min(plan.tail_steps, plan.steps)
     bar = tqdm(total=plan.steps, initial=chunk.step, disable=not context.progress, leave=False, mininterval=1.0,
                desc=f"{name} ({len(solutions)} solutions)", unit="step", file=sys.stderr)
     started, started_step = time.perf_counter(), chunk.step
     warm = None
     while chunk.step < plan.steps:
-        in_tail = chunk.step >= tail_start
-        terms = chunk.train_step()
-        _accumulate(chunk.log_sums, terms)
-        if in_tail:
-            _accumulate(chunk.tail_sums, terms)
+        chunk.train_step()
         bar.update(1)
         if chunk.step - started_step == WARMUP_STEPS:
             _synchronize(context.device)  # the steps are queued on a GPU: time what it has done
@@ -225,7 +214,7 @@ def _train_chunk(problem, plan: TrainingPlan, dataset, context: FitContext, solu
     bar.close()
     if writer is not None:
         writer.close()
-    tail_count = plan.steps - tail_start
+    tail_count = plan.steps - chunk.tail_start
     return {"parameters": _cpu_tensors(chunk.network.state_dict()),
             "tail_means": {key: (value / tail_count).float().cpu() for key, value in chunk.tail_sums.items()},
             "frozen_at": chunk.frozen_at.cpu()}
@@ -235,7 +224,7 @@ def _log(chunk: TrainingStack, context: FitContext, name: str, bar, writer, seco
     """Mean loss terms per solution since the last log, into the record's history (and TensorBoard)."""
     since = chunk.step % chunk.plan.log_every or chunk.plan.log_every
     means = {key: (value / since).cpu() for key, value in chunk.log_sums.items()}
-    chunk.log_sums = {}
+    torch._foreach_zero_(list(chunk.log_sums.values()))  # in place: a captured step adds to these tensors
     labels = chunk.plan.labels
     context.log(chunk.step, stage=chunk.plan.name, stack=name,
                 solutions=[labels[s] if labels else s for s in chunk.solutions],

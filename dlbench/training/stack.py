@@ -87,8 +87,10 @@ class TrainingStack:
         self.frozen_at = torch.full((len(solutions),), -1, dtype=torch.int64, device=device)
         self.frozen_weight = torch.zeros(len(solutions), device=device)  # 1.0 for a frozen solution
         self.step_index = torch.zeros((), dtype=torch.int64, device=device)  # the step, kept on the device
+        # Running sums of the loss terms, filled in place by the step (a captured graph keeps their addresses).
         self.log_sums: dict[str, torch.Tensor] = {}
         self.tail_sums: dict[str, torch.Tensor] = {}
+        self.tail_start = plan.steps - min(plan.tail_steps, plan.steps)
         self.step = 0
 
     def state(self) -> dict[str, Any]:
@@ -166,9 +168,22 @@ class TrainingStack:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         self._restore_frozen(held)
+        shown = {key: torch.where(self._frozen_view(value), torch.nan, value.detach()) for key, value in terms.items()}
+        self._add_to_sums(shown)
         self.step_index.add_(1)
-        return {key: torch.where(self.frozen.view(-1, *[1] * (value.ndim - 1)), torch.nan, value.detach())
-                for key, value in terms.items()}
+        return shown
+
+    def _add_to_sums(self, terms: Mapping[str, torch.Tensor]) -> None:
+        """The step's terms added, in float64 on the device, to the sums since the last log and, from the first step
+        of the tail on, to the tail's sums (the stage's final scores)."""
+        values = {key: value.double() for key, value in terms.items()}
+        for sums in (self.log_sums, self.tail_sums):
+            if not sums:  # the first step (or the first after a log was taken at a checkpoint)
+                sums.update({key: torch.zeros_like(value) for key, value in values.items()})
+        torch._foreach_add_([self.log_sums[key] for key in values], list(values.values()))
+        in_tail = self.step_index >= self.tail_start
+        torch._foreach_add_([self.tail_sums[key] for key in values],
+                            [torch.where(in_tail, value, 0.0) for value in values.values()])
 
     def _freeze_diverged(self, objectives: Sequence[torch.Tensor]) -> None:
         """A solution any of whose objectives is not finite is frozen from this step on (on the device)."""

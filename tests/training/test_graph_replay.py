@@ -19,6 +19,7 @@ from dlbench_deep_vae.stages import StageSettings
 GRID_PARAMETER = {"beta_vae": "betas", "factor_vae": "gammas"}
 BATCH = 16
 NOISE_BLOCK = 8
+STEPS = 40
 
 
 def training_stack(model_name: str, tmp_path, name: str, cuda_graphs: bool = False) -> TrainingStack:
@@ -28,7 +29,7 @@ def training_stack(model_name: str, tmp_path, name: str, cuda_graphs: bool = Fal
     settings = StageSettings(dataset, context, model.grid, "paper", "bernoulli", model.adam, BATCH, 4, 1, 10, 100,
                              2, None)
     cells, seeds = model.grid.cells(), [0, 1]
-    plan = settings.plan("replay", model.objective, seeds, 1000, [list(c) for c in cells])
+    plan = settings.plan("replay", model.objective, seeds, STEPS, [list(c) for c in cells])  # the last 4 the tail
     stack = TrainingStack(settings.problem(model.objective, model.grid, cells, seeds),
                           dataclasses.replace(plan, cuda_graphs=cuda_graphs), dataset, context, seeds)
     stack.noise.block_steps = NOISE_BLOCK  # short blocks: a few steps cross several
@@ -43,7 +44,8 @@ class TracedGraph:
     def __init__(self, stack: TrainingStack, step):
         written = stack._stacked_tensors() + [stack.step_index, stack.frozen, stack.frozen_at, stack.frozen_weight] + \
             [value for optimizer in stack.optimizers for state in optimizer.state.values()
-             for value in state.values() if isinstance(value, torch.Tensor) and value.ndim == 0]
+             for value in state.values() if isinstance(value, torch.Tensor) and value.ndim == 0] + \
+            [*stack.log_sums.values(), *stack.tail_sums.values()]
         saved = [tensor.clone() for tensor in written]
         self.record = make_fx(lambda: step())()  # a bound method would be traced with `self` as an input
         for tensor, value in zip(written, saved):
@@ -83,16 +85,21 @@ def test_a_captured_step_replayed_trains_as_the_eager_engine_across_blocks_epoch
     graphed = training_stack(model_name, tmp_path, "graphed", cuda_graphs=True)
     # Four noise blocks and two epochs begin within 40 steps; the resume (a checkpoint loaded into a new stack at a
     # step inside a block and an epoch) captures again after its own warm-up steps.
-    eager_totals = totals(eager, 40)
+    eager_totals = totals(eager, STEPS)
     graphed_totals = totals(graphed, 21)
     assert len(traced_capture) == 1 and graphed.graph is traced_capture[0]
     resumed = training_stack(model_name, tmp_path, "resumed", cuda_graphs=True)
     resumed.load(graphed.state())
-    graphed_totals += totals(resumed, 19)
+    graphed_totals += totals(resumed, STEPS - 21)
     assert len(traced_capture) == 2
     assert torch.equal(torch.stack(graphed_totals), torch.stack(eager_totals))
     for (name, value), other in zip(eager.network.state_dict().items(), resumed.network.state_dict().values()):
         assert torch.equal(value, other), name
+    assert resumed.tail_start == STEPS - 4
+    for key, value in eager.log_sums.items():  # the running sums are part of the replayed step
+        assert torch.equal(resumed.log_sums[key], value), key
+        assert torch.equal(resumed.tail_sums[key], eager.tail_sums[key]), key
+        assert bool((eager.tail_sums[key] != 0).any()), key
 
 
 def test_the_replay_check_catches_a_step_that_reads_python_state(tmp_path, traced_capture):
