@@ -10,10 +10,10 @@ from dlbench.training.opcount import OperationCounter, check_capturable_step
 from dlbench.training.stack import TrainingStack
 from dlbench_deep_vae.stages import StageSettings
 
-# Measured on the β-VAE (beta_vae, paper architecture, batch 64, d = 10), the running sums of the loss terms included:
-# 228 operations at S = 1 and 235 at S = 4 and 16 (channels-last packing is a no-op for one 1-channel solution); FactorVAE
-# 435 and 442. The engine before issue 18 made 671, 679 and 869, with 26 host reads each (Adam's step count read back
-# per parameter), and its running sums outside the step.
+# Measured on the β-VAE (beta_vae, paper architecture, batch 64, d = 10), the running sums of the loss terms
+# included: 228 operations at S = 1 and 235 at S = 4 and 16 (channels-last packing is a no-op for one 1-channel
+# solution); FactorVAE 435 and 442. The engine before issue 18 made 671, 679 and 869, with 26 host reads each (Adam's
+# step count read back per parameter), and its running sums outside the step.
 BUDGET = {"beta_vae": 245, "factor_vae": 455}
 GRID_PARAMETER = {"beta_vae": "betas", "factor_vae": "gammas"}
 
