@@ -150,7 +150,13 @@ class TrainingStack:
 
     def _capture(self) -> dict[str, torch.Tensor]:
         """Capture this step's device part and replay it (on the current stream) for this step."""
-        self.graph, self.graph_terms = capture_cuda_graph(self._device_step, self.side_stream)
+        try:
+            self.graph, self.graph_terms = capture_cuda_graph(self._device_step, self.side_stream)
+        except RuntimeError as exc:  # a host read or a host copy in the problem's step: CUDA refuses it mid-capture
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"training.cuda_graphs = True: a step of {type(self.problem).__name__} cannot be "
+                              f"captured in a CUDA graph ({reason}); dlbench.training.opcount.check_capturable_step "
+                              "names what it reads from the host; or set training.cuda_graphs = False") from exc
         self.graph.replay()
         return self.graph_terms
 

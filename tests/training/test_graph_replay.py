@@ -12,6 +12,7 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from dlbench import FitContext, create_dataset, create_model
+from dlbench.errors import ConfigError
 from dlbench.training import stack as stack_module
 from dlbench.training.stack import GRAPH_WARMUP_STEPS, TrainingStack
 from dlbench_deep_vae.stages import StageSettings
@@ -112,3 +113,17 @@ def test_the_replay_check_catches_a_step_that_reads_python_state(tmp_path, trace
     eager_totals, graphed_totals = totals(eager, GRAPH_WARMUP_STEPS + 3), totals(graphed, GRAPH_WARMUP_STEPS + 3)
     assert torch.equal(graphed_totals[GRAPH_WARMUP_STEPS], eager_totals[GRAPH_WARMUP_STEPS])  # the captured step
     assert not torch.equal(graphed_totals[-1], eager_totals[-1])
+
+
+def test_a_step_that_cannot_be_captured_is_refused_in_one_line(tmp_path, monkeypatch):
+    def capture_refused(step, stream):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nCUDA kernel errors ...")
+
+    monkeypatch.setattr(stack_module, "capture_cuda_graph", capture_refused)
+    stack = training_stack("beta_vae", tmp_path, "refused", cuda_graphs=True)
+    with pytest.raises(ConfigError) as refused:
+        totals(stack, GRAPH_WARMUP_STEPS + 1)
+    assert str(refused.value) == (
+        "training.cuda_graphs = True: a step of VAEProblem cannot be captured in a CUDA graph (CUDA error: operation "
+        "not permitted when stream is capturing); dlbench.training.opcount.check_capturable_step names what it reads "
+        "from the host; or set training.cuda_graphs = False")
