@@ -101,14 +101,6 @@ class ShuffledBatches:
         batch = self.dataset.observations_from_factors(factors)
         return batch.view(*indices.shape, *batch.shape[1:])
 
-    def indices(self, step: int) -> torch.Tensor:
-        self.begin_step(step)
-        return self.current_indices()
-
-    def observations(self, step: int) -> torch.Tensor:
-        self.begin_step(step)
-        return self.current_observations()
-
     def state(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "epoch_start_states": self.epoch_start_states}
 

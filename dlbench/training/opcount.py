@@ -30,6 +30,10 @@ NOT_LAUNCHED = frozenset({"aten.view", "aten._unsafe_view", "aten.detach", "aten
                           "aten.set_", "aten.resize_", "aten.is_same_size"})
 
 
+# Counted beside the operations: what moves between host and device (on a GPU, a copy that drains or breaks a queue).
+DEVICE_TO_HOST, FROM_HOST_DATA = "device-to-host copy", "tensor from host data"
+
+
 def _packet_name(func) -> str:
     return f"aten.{func.__name__.split('.')[0]}" if hasattr(func, "__name__") else str(func)
 
@@ -47,23 +51,27 @@ class OperationCounter(TorchDispatchMode):
         if name not in NOT_LAUNCHED:
             self.counts[name] += 1
         if name in ("aten._to_copy", "aten.copy_") and _device_to_host(func, args, kwargs or {}):
-            self.counts["device-to-host copy"] += 1
+            self.counts[DEVICE_TO_HOST] += 1
         if name == "aten.lift_fresh":  # torch.tensor / as_tensor of Python data
-            self.counts["tensor from host data"] += 1
+            self.counts[FROM_HOST_DATA] += 1
         return func(*args, **(kwargs or {}))
 
     @property
     def operations(self) -> int:
-        return sum(count for name, count in self.counts.items()
-                   if name not in ("device-to-host copy", "tensor from host data"))
+        return sum(count for name, count in self.counts.items() if name not in (DEVICE_TO_HOST, FROM_HOST_DATA))
 
     @property
     def host_reads(self) -> int:
-        return sum(self.counts[name] for name in HOST_READS) + self.counts["device-to-host copy"]
+        return sum(self.counts[name] for name in HOST_READS) + self.counts[DEVICE_TO_HOST]
 
     @property
     def host_inputs(self) -> int:
-        return self.counts["tensor from host data"]
+        return self.counts[FROM_HOST_DATA]
+
+    def host_traffic(self) -> dict[str, int]:
+        """Each host read and tensor from host data counted, by name."""
+        return {name: count for name, count in self.counts.items()
+                if count and (name in HOST_READS or name in (DEVICE_TO_HOST, FROM_HOST_DATA))}
 
 
 def _device_to_host(func, args, kwargs) -> bool:
@@ -75,8 +83,8 @@ def _device_to_host(func, args, kwargs) -> bool:
         and torch.device(target).type == "cpu"
 
 
-def count_step(problem, plan, dataset, device: str | torch.device = "cpu") -> OperationCounter:
-    """The operations of one step of `problem`'s stack of every solution in `plan` (after a first step, which
+def count_step(problem, plan, dataset) -> OperationCounter:
+    """The operations of one CPU step of `problem`'s stack of every solution in `plan` (after a first step, which
     creates the optimisers' state and draws the first noise block)."""
     import tempfile
 
@@ -85,7 +93,7 @@ def count_step(problem, plan, dataset, device: str | torch.device = "cpu") -> Op
 
     with tempfile.TemporaryDirectory() as workdir:
         solutions = list(range(len(plan.seeds)))
-        stack = TrainingStack(problem, plan, dataset, FitContext(device, 0, workdir, progress=False), solutions)
+        stack = TrainingStack(problem, plan, dataset, FitContext("cpu", 0, workdir, progress=False), solutions)
         stack.train_step()
         with OperationCounter() as counter:
             stack.train_step()
@@ -96,9 +104,7 @@ def check_capturable_step(problem, plan, dataset) -> None:
     """Fail with the culprits where a step of `problem` reads a value back to the host or makes a tensor from Python
     data: a GPU could not queue such steps back to back, and `training.cuda_graphs` could not capture them. For a
     plugin's tests (on the CPU)."""
-    counter = count_step(problem, plan, dataset)
-    culprits = {name: count for name, count in counter.counts.items()
-                if name in HOST_READS or name in ("device-to-host copy", "tensor from host data")}
+    culprits = count_step(problem, plan, dataset).host_traffic()
     if culprits:
         raise AssertionError(f"a training step of {type(problem).__name__} makes host reads or tensors from host data "
                              f"({culprits}); keep every value the step needs on the device, made before training")

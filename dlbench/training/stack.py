@@ -184,7 +184,7 @@ class TrainingStack:
         of the tail on, to the tail's sums (the stage's final scores)."""
         values = {key: value.double() for key, value in terms.items()}
         for sums in (self.log_sums, self.tail_sums):
-            if not sums:  # the first step (or the first after a log was taken at a checkpoint)
+            if not sums:  # the first step: the sums take the terms' keys and shapes
                 sums.update({key: torch.zeros_like(value) for key, value in values.items()})
         torch._foreach_add_([self.log_sums[key] for key in values], list(values.values()))
         in_tail = self.step_index >= self.tail_start

@@ -122,7 +122,8 @@ def test_factor_vae_trains_each_network_on_its_own_objective_only(tmp_path):
     by_hand, _ = _factor_vae_stack(tmp_path / "hand", dataset)
     network = by_hand.network
     by_hand.noise.begin_step(0)
-    batch = StepBatch(by_hand.batches.observations(0), torch.tensor(0), [0], by_hand.noise)
+    by_hand.batches.begin_step(0)
+    batch = StepBatch(by_hand.batches.current_observations(), torch.tensor(0), [0], by_hand.noise)
     terms = problem.loss_terms(network, batch)
     discriminator = [p for name, p in network.named_parameters() if name.startswith("auxiliary.")]
     vae = [p for name, p in network.named_parameters() if not name.startswith("auxiliary.")]
